@@ -1,0 +1,32 @@
+"""Annotated dependencies shared by every router (FastAPI full-stack style)."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import Depends, Request
+from psycopg_pool import AsyncConnectionPool
+from temporalio.client import Client
+
+from api.problems import Problem
+from peerlearn.settings import Settings
+
+
+def _pool(request: Request) -> AsyncConnectionPool:
+    return request.app.state.pool  # type: ignore[no-any-return]
+
+
+def _temporal(request: Request) -> Client:
+    client = getattr(request.app.state, "temporal", None)
+    if client is None:
+        raise Problem(503, "Temporal is not reachable; the cycle engine is unavailable")
+    return client  # type: ignore[no-any-return]
+
+
+def _settings(request: Request) -> Settings:
+    return request.app.state.settings  # type: ignore[no-any-return]
+
+
+Pool = Annotated[AsyncConnectionPool, Depends(_pool)]
+TemporalClient = Annotated[Client, Depends(_temporal)]
+SettingsDep = Annotated[Settings, Depends(_settings)]

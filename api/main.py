@@ -1,0 +1,59 @@
+"""The FastAPI application: manager and analyst API under /v1, /health, /ui.
+
+``create_app`` opens the database pool and the Temporal client in the lifespan
+so every request reuses them; tests pass their own settings.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+
+from api import problems
+from api.routers import health
+from peerlearn import db
+from peerlearn.settings import Settings, get_settings
+from peerlearn.temporal import connect
+
+log = logging.getLogger("peerlearn.api")
+
+# One router per resource; each module exposes ``router``.
+ROUTERS = [health.router]
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or get_settings()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        conninfo = db.database_url(settings)
+        db.wait_for_database(conninfo)
+        db.migrate(conninfo)
+        app.state.pool = await db.open_pool(conninfo)
+        try:
+            app.state.temporal = await connect(settings)
+        except Exception as exc:  # the API still serves reads; /health says why
+            log.warning("Temporal not reachable at %s: %s", settings.temporal_target, exc)
+            app.state.temporal = None
+        try:
+            yield
+        finally:
+            await app.state.pool.close()
+
+    app = FastAPI(
+        title="peerlearn",
+        version="0.1.0",
+        description=(
+            "Peer-learning cycles driven by Temporal workflows, and a multilingual "
+            "lessons-learnt miner. Errors are RFC 9457 problem+json."
+        ),
+        lifespan=lifespan,
+    )
+    app.state.settings = settings
+    problems.install(app)
+    for router in ROUTERS:
+        app.include_router(router)
+    return app

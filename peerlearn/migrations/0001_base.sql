@@ -1,0 +1,2 @@
+-- Extensions every later migration relies on.
+CREATE EXTENSION IF NOT EXISTS vector;

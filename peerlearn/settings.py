@@ -1,0 +1,80 @@
+"""Settings for every peerlearn process, read from the environment.
+
+One object so the worker, the API, the CLI and the supervisor agree on every
+address and path. Embedded defaults live under ``.peerlearn/``; setting
+``DATABASE_URL`` or ``TEMPORAL_ADDRESS`` switches the supervisor from starting
+the embedded servers to using external ones.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic import AliasChoices, Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="PEERLEARN_", extra="ignore")
+
+    home: Path = Field(
+        default=Path(".peerlearn"),
+        description="State folder: embedded PostgreSQL data, Temporal SQLite file, model, logs.",
+    )
+    database_url: str | None = Field(
+        default=None,
+        validation_alias=AliasChoices("DATABASE_URL", "PEERLEARN_DATABASE_URL"),
+        description="External PostgreSQL (with pgvector). Unset: embedded server in HOME/pg.",
+    )
+    temporal_address: str | None = Field(
+        default=None,
+        validation_alias=AliasChoices("TEMPORAL_ADDRESS", "PEERLEARN_TEMPORAL_ADDRESS"),
+        description="External Temporal frontend host:port. Unset: embedded dev server.",
+    )
+    temporal_namespace: str = "default"
+    temporal_tls: bool = False
+    temporal_api_key: str | None = None
+    temporal_port: int = 7233
+    temporal_ui_port: int = 8233
+    task_queue: str = "peerlearn"
+    api_host: str = "127.0.0.1"
+    api_port: int = 8000
+    model_dir: Path | None = Field(
+        default=None,
+        description="sentence-transformers folder of multilingual-e5-small. Unset: HOME/models/e5-small.",
+    )
+    load_demo: bool = True
+    max_body_bytes: int = 1_000_000
+    max_note_chars: int = 50_000
+    max_statements_per_note: int = 500
+    max_page_size: int = 200
+
+    @property
+    def resolved_model_dir(self) -> Path:
+        return self.model_dir or self.home / "models" / "multilingual-e5-small"
+
+    @property
+    def pg_dir(self) -> Path:
+        return self.home / "pg"
+
+    @property
+    def temporal_db(self) -> Path:
+        return self.home / "temporal.db"
+
+    @property
+    def embedded_postgres(self) -> bool:
+        return self.database_url is None
+
+    @property
+    def embedded_temporal(self) -> bool:
+        return self.temporal_address is None
+
+    @property
+    def temporal_target(self) -> str:
+        return self.temporal_address or f"127.0.0.1:{self.temporal_port}"
+
+
+@lru_cache
+def get_settings() -> Settings:
+    return Settings()

@@ -1,0 +1,9 @@
+"""Deterministic workflow code and the dataclasses of its contract.
+
+Nothing here does I/O: activities/ does. ``ALL_WORKFLOWS`` is what a worker
+registers; add a workflow class here when you write one.
+"""
+
+from __future__ import annotations
+
+ALL_WORKFLOWS: list[type] = []
