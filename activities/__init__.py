@@ -15,5 +15,18 @@ from peerlearn.settings import Settings
 
 
 def all_activities(pool: AsyncConnectionPool, settings: Settings) -> list[Callable[..., Any]]:
-    acts: list[Callable[..., Any]] = []
+    from activities.cycle import CycleActivities
+    from activities.mining import MiningActivities
+    from activities.notify import NotifyActivities
+    from activities.reports import ReportActivities
+
+    mining = MiningActivities(pool, settings)
+    acts: list[Callable[..., Any]] = list(mining.all())
+    cycle = CycleActivities(pool, settings)
+    acts += [
+        cycle.append_cycle_event,
+        cycle.submit_note,
+        NotifyActivities(pool, settings).deliver_outbox,
+        ReportActivities(pool, settings).build_wrapup_report,
+    ]
     return acts

@@ -1,19 +1,37 @@
 """Who is calling: API keys carrying a role and a grant of programmes.
 
-Routers depend on :data:`CurrentPrincipal` (or :func:`require`) and filter every
-list and search by :meth:`Principal.programme_filter`, so nothing leaks across
-programmes. Key storage and verification live here too.
+Every request under ``/v1`` is authenticated by :class:`AuthMiddleware` before
+any router runs, so a router that forgets a dependency still cannot be reached
+without a valid key (401 problem+json with ``WWW-Authenticate: Bearer``;
+expired and revoked keys included). Routers depend on :data:`CurrentPrincipal`
+(or :func:`require`) and filter every list and search by
+:meth:`Principal.programme_filter`, so nothing leaks across programmes.
+
+Verified keys are cached per process for :data:`CACHE_SECONDS` because the
+analyst API has a 50 ms p95 budget and a key lookup is a database round trip;
+the price is that a revocation made by another process (the CLI) takes
+effect within that many seconds. There is deliberately no setting that turns
+authentication off: tests create real keys (``tests/auth_helpers.py``).
 """
 
 from __future__ import annotations
 
+import hashlib
+import time
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from enum import StrEnum
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import Depends, Request
+from starlette.types import ASGIApp, Receive, Scope, Send
 
-from api.problems import Problem
+from api.problems import Problem, problem_response
+from peerlearn import keys
+
+CACHE_SECONDS = 5.0
+_CACHE_MAX = 10_000
+PROTECTED_PREFIX = "/v1"
 
 
 class Role(StrEnum):
@@ -27,8 +45,9 @@ class Role(StrEnum):
 class Principal:
     key_id: str
     role: Role
-    programmes: frozenset[str] = field(default_factory=frozenset)  # empty + admin = all
+    programmes: frozenset[str] = field(default_factory=frozenset)  # ignored for admin
     organisation: str | None = None  # partner keys only
+    expires_at: datetime | None = None
 
     @property
     def all_programmes(self) -> bool:
@@ -45,10 +64,146 @@ class Principal:
         if not self.can_see(programme_id):
             raise Problem(403, f"this key has no grant for programme {programme_id!r}")
 
+    def check_organisation(self, organisation_id: str, partners: Any = None) -> None:
+        """A partner key may only speak for its own organisation.
+
+        ``partners`` (optional, any container of organisation ids) are the
+        partners of the programme concerned: the organisation must be one of
+        them. Other roles pass (their programme grant is checked separately).
+        """
+        if self.role is not Role.partner:
+            return
+        if organisation_id != self.organisation:
+            raise Problem(
+                403,
+                f"this partner key speaks for organisation {self.organisation!r},"
+                f" not {organisation_id!r}",
+            )
+        if partners is not None and organisation_id not in partners:
+            raise Problem(
+                403, f"organisation {organisation_id!r} is not a partner of this programme"
+            )
+
+    async def grant_new_programme(self, conn: Any, programme_id: str) -> None:
+        """Call when this key registers a programme: a manager key gets it in its
+        grant (inside the caller's transaction), so it can run cycles there."""
+        if self.role is Role.admin:
+            return
+        await keys.grant_programme_async(conn, self.key_id, programme_id)
+        forget_key(self.key_id)
+
+
+# --- verification and its short cache ---------------------------------------------
+
+_cache: dict[bytes, tuple[float, Principal]] = {}
+
+
+def forget_key(key_id: str | None = None) -> None:
+    """Drop cached verifications (of one key, or all) in this process."""
+    if key_id is None:
+        _cache.clear()
+        return
+    for digest, (_, p) in list(_cache.items()):
+        if p.key_id == key_id:
+            _cache.pop(digest, None)
+
+
+def _unauthorized(detail: str, error: str | None = None) -> Problem:
+    challenge = 'Bearer realm="peerlearn"' + (f', error="{error}"' if error else "")
+    return Problem(401, detail, headers={"WWW-Authenticate": challenge})
+
+
+def _bearer(authorization: str | None) -> str:
+    if not authorization:
+        raise _unauthorized("an API key is required: send 'Authorization: Bearer <key>'")
+    scheme, _, token = authorization.partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        raise _unauthorized(
+            "use the Bearer scheme: 'Authorization: Bearer <key>'", "invalid_request"
+        )
+    return token.strip()
+
+
+async def verify(pool: Any, authorization: str | None) -> Principal:
+    """The principal for an ``Authorization`` header value, or a 401 Problem."""
+    token = _bearer(authorization)
+    digest = hashlib.sha256(token.encode("utf-8", "surrogateescape")).digest()
+    now = time.monotonic()
+    hit = _cache.get(digest)
+    if hit is not None and hit[0] > now:
+        principal = hit[1]
+        if principal.expires_at is None or principal.expires_at > datetime.now(UTC):
+            return principal
+        _cache.pop(digest, None)
+    if keys.parse_key(token) is None:
+        raise _unauthorized("malformed API key", "invalid_token")
+    if pool is None:
+        raise Problem(503, "the key store (PostgreSQL) is not available")
+    async with pool.connection() as conn:
+        record = await keys.verify_key(conn, token)
+    if record is None:
+        raise _unauthorized("unknown, expired or revoked API key", "invalid_token")
+    principal = Principal(
+        key_id=record.id,
+        role=Role(record.role),
+        programmes=frozenset(record.programmes),
+        organisation=record.organisation,
+        expires_at=record.expires_at,
+    )
+    if len(_cache) >= _CACHE_MAX:
+        _cache.clear()
+    _cache[digest] = (now + CACHE_SECONDS, principal)
+    return principal
+
+
+class AuthMiddleware:
+    """Authenticates every ``/v1`` request before routing (pure ASGI, cheap).
+
+    Unknown ``/v1`` paths answer 401 too, so the route map is not probeable
+    without a key. The principal is left in ``scope["state"]`` for
+    :data:`CurrentPrincipal`.
+    """
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or not _protected(scope.get("path", "")):
+            await self.app(scope, receive, send)
+            return
+        authorization = None
+        for name, value in scope.get("headers", ()):
+            if name == b"authorization":
+                authorization = value.decode("latin-1")
+                break
+        app = scope.get("app")
+        pool = getattr(getattr(app, "state", None), "pool", None)
+        try:
+            principal = await verify(pool, authorization)
+        except Problem as exc:
+            response = problem_response(
+                exc.status, exc.detail, instance=scope.get("path"), headers=exc.headers
+            )
+            await response(scope, receive, send)
+            return
+        scope.setdefault("state", {})["principal"] = principal
+        await self.app(scope, receive, send)
+
+
+def _protected(path: str) -> bool:
+    return path == PROTECTED_PREFIX or path.startswith(PROTECTED_PREFIX + "/")
+
 
 async def _principal(request: Request) -> Principal:
-    # Placeholder until key verification lands (issue 6): everything is admin.
-    return Principal(key_id="dev", role=Role.admin)
+    principal = getattr(request.state, "principal", None)
+    if isinstance(principal, Principal):
+        return principal
+    # A route outside /v1 that asks for a principal verifies here.
+    principal = await verify(
+        getattr(request.app.state, "pool", None), request.headers.get("authorization")
+    )
+    request.state.principal = principal
+    return principal
 
 
 CurrentPrincipal = Annotated[Principal, Depends(_principal)]
@@ -67,3 +222,34 @@ def require(*roles: Role):  # type: ignore[no-untyped-def]
         return principal
 
     return Depends(_dep)
+
+
+def install(app: Any) -> None:
+    """Add the authentication middleware to ``app`` (called by ``create_app``) and
+    declare the Bearer scheme on every /v1 operation in the OpenAPI document."""
+    app.add_middleware(AuthMiddleware)
+    original = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema:
+            return app.openapi_schema  # type: ignore[no-any-return]
+        schema: dict[str, Any] = original()
+        comps = schema.setdefault("components", {}).setdefault("securitySchemes", {})
+        comps["apiKey"] = {
+            "type": "http",
+            "scheme": "bearer",
+            "description": "An API key from `peerlearn keys create`.",
+        }
+        for path, ops in schema.get("paths", {}).items():
+            if not _protected(path):
+                continue
+            for op in ops.values():
+                if isinstance(op, dict):
+                    op.setdefault("security", [{"apiKey": []}])
+                    op.setdefault("responses", {}).setdefault(
+                        "401", {"description": "No valid API key (problem+json)"}
+                    )
+        app.openapi_schema = schema
+        return schema
+
+    app.openapi = openapi

@@ -12,8 +12,9 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
-from api import problems
-from api.routers import health
+from api import auth, limits, problems
+from api.routers import health, theme_map, ui
+from api.routers import exports, mining_runs, practices, reports, search, themes
 from peerlearn import db
 from peerlearn.settings import Settings, get_settings
 from peerlearn.temporal import connect
@@ -21,7 +22,16 @@ from peerlearn.temporal import connect
 log = logging.getLogger("peerlearn.api")
 
 # One router per resource; each module exposes ``router``.
-ROUTERS = [health.router]
+# theme_map must stay before any /v1/themes/{id} router, or 'map' is read as an id.
+ROUTERS = [health.router, theme_map.router, ui.router]
+ROUTERS += [
+    themes.router,
+    practices.router,
+    search.router,
+    mining_runs.router,
+    reports.router,
+    exports.router,
+]
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -54,6 +64,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.state.settings = settings
     problems.install(app)
+    auth.install(app)  # every /v1 request needs a valid key (401/403 problem+json)
+    limits.install(app, settings)  # outermost: 413 / bad input before auth and routing
     for router in ROUTERS:
         app.include_router(router)
     return app

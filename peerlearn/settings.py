@@ -45,6 +45,9 @@ class Settings(BaseSettings):
         description="sentence-transformers folder of multilingual-e5-small. Unset: HOME/models/e5-small.",
     )
     load_demo: bool = True
+    log_level: str = Field(
+        default="INFO", description="Worker log level; the API logs warnings unless this is set."
+    )
     max_body_bytes: int = 1_000_000
     max_note_chars: int = 50_000
     max_statements_per_note: int = 500

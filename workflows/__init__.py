@@ -6,4 +6,7 @@ registers; add a workflow class here when you write one.
 
 from __future__ import annotations
 
-ALL_WORKFLOWS: list[type] = []
+from workflows.cycle import PeerLearningCycle
+from workflows.mining import ThemeMining
+
+ALL_WORKFLOWS: list[type] = [ThemeMining, PeerLearningCycle]

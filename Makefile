@@ -1,0 +1,49 @@
+# peerlearn: `make run` starts the whole service on this machine, `make test` runs the suite.
+# Both create .venv with Python 3.11 and install the project the first time (and again
+# whenever pyproject.toml changes), then prepare the embedding model once.
+
+PYTHON ?= python3.11
+VENV ?= .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.peerlearn-pyproject.sha256
+PYTEST_ARGS ?=
+
+.PHONY: help install model run test lint bench-help clean-state
+
+help:
+	@echo "make run    - start PostgreSQL, Temporal (+ Web UI), a worker and the API; Ctrl-C stops all"
+	@echo "make test   - run the whole test suite"
+	@echo "make lint   - ruff + mypy"
+	@echo "make install / make model - only create the venv / prepare the embedding model"
+
+# Reinstall only when pyproject.toml's content changed since the last install
+# (a content hash, not mtimes: git checkouts touch mtimes).
+install:
+	@test -x $(BIN)/python || { echo "creating $(VENV) with $(PYTHON)"; $(PYTHON) -m venv $(VENV); }
+	@want=$$(sha256sum pyproject.toml | cut -d' ' -f1); \
+	if [ "$$(cat $(STAMP) 2>/dev/null)" != "$$want" ]; then \
+		echo "installing peerlearn and its pinned dependencies into $(VENV) (first time: a few minutes)"; \
+		$(BIN)/python -m pip install -q --disable-pip-version-check -e '.[dev]' && echo "$$want" > $(STAMP); \
+	fi
+
+model: install
+	@$(BIN)/peerlearn model prepare
+
+run: model
+	exec $(BIN)/peerlearn run
+
+test: model
+	$(BIN)/python -m pytest -q -p no:cacheprovider --maxfail=10 $(PYTEST_ARGS)
+
+lint: install
+	$(BIN)/ruff check .
+	$(BIN)/mypy .
+
+bench-help:
+	@echo "Benchmarks run against a live stack: start 'make run' in another terminal, then e.g."
+	@echo "  $(BIN)/python bench/cycles.py --help"
+	@ls bench/*.py 2>/dev/null || true
+
+# Removes all local state (database, Temporal history, model). Asks first.
+clean-state:
+	@read -p "delete .peerlearn (database, workflow history, model)? [y/N] " a && [ "$$a" = y ] && rm -rf .peerlearn

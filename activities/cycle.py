@@ -1,0 +1,97 @@
+"""Activities of the cycle workflow that write the event log.
+
+Each call appends exactly one event (or finds it already stored under its
+idempotency key and answers the same), projection included, in one
+transaction. Temporal retries these without limit, so they must stay
+idempotent: everything they do is keyed by the workflow's idempotency key.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from psycopg.rows import dict_row
+from psycopg_pool import AsyncConnectionPool
+from temporalio import activity
+
+from peerlearn import eventstore
+from peerlearn.settings import Settings
+from workflows.types import (
+    APPEND_CYCLE_EVENT,
+    SUBMIT_NOTE,
+    AppendEventInput,
+    AppendEventOutput,
+    SubmitNoteActivityInput,
+    SubmitNoteOutput,
+)
+
+
+class CycleActivities:
+    def __init__(self, pool: AsyncConnectionPool, settings: Settings) -> None:
+        self.pool = pool
+        self.settings = settings
+
+    @activity.defn(name=APPEND_CYCLE_EVENT)
+    async def append_cycle_event(self, inp: AppendEventInput) -> AppendEventOutput:
+        res = await eventstore.append_event(
+            self.pool,
+            stream_id=inp.stream_id,
+            type=inp.type,
+            payload=inp.payload,
+            idempotency_key=inp.idempotency_key,
+            occurred_at=inp.occurred_at,
+        )
+        return AppendEventOutput(
+            version=res.event.version,
+            global_position=res.event.global_position,
+            duplicate=res.duplicate,
+            outbox_ids=res.outbox_ids,
+        )
+
+    @activity.defn(name=SUBMIT_NOTE)
+    async def submit_note(self, inp: SubmitNoteActivityInput) -> SubmitNoteOutput:
+        """Store a note as a NotesSubmitted event, once per client key.
+
+        The workflow already deduplicates keys; the check here (under the
+        stream lock, via the notes read model) covers the case where the
+        workflow's memory of a key was lost, so the database's unique
+        (cycle, client key) never turns into an endlessly retried failure.
+        """
+        n = inp.note
+        async with self.pool.connection() as conn, conn.transaction():
+            await conn.execute(
+                "INSERT INTO event_streams (stream_id) VALUES (%s) ON CONFLICT DO NOTHING",
+                (inp.cycle_id,),
+            )
+            await conn.execute(
+                "SELECT 1 FROM event_streams WHERE stream_id = %s FOR UPDATE", (inp.cycle_id,)
+            )
+            async with conn.cursor(row_factory=dict_row) as cur:
+                await cur.execute(
+                    "SELECT id FROM notes WHERE cycle_id = %s AND client_key = %s",
+                    (inp.cycle_id, n.client_key),
+                )
+                row: dict[str, Any] | None = await cur.fetchone()
+            if row is not None:
+                # Our own earlier attempt (committed, answer lost) is not a duplicate.
+                return SubmitNoteOutput(note_id=row["id"], duplicate=row["id"] != inp.note_id)
+            res = await eventstore.append(
+                conn,
+                stream_id=inp.cycle_id,
+                type="NotesSubmitted",
+                payload={
+                    "note_id": inp.note_id,
+                    "meeting_id": n.meeting_id,
+                    "client_key": n.client_key,
+                    "author_organisation": n.author_organisation,
+                    "language": n.language,
+                    "text": n.text,
+                    "format": n.format,
+                    "submitted_by": n.submitted_by,
+                    "phase": inp.phase,
+                },
+                idempotency_key=inp.idempotency_key,
+                occurred_at=inp.occurred_at,
+            )
+            note_id = res.event.payload["note_id"]
+        return SubmitNoteOutput(note_id=note_id, duplicate=False)

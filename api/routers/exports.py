@@ -1,0 +1,81 @@
+"""Exports: themes and practices as CSV or JSON, with the analyst filters."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from typing import Any, Literal
+
+from fastapi import APIRouter
+from fastapi.encoders import jsonable_encoder
+from fastapi.responses import Response
+
+from api.analyst import FiltersDep, list_themes, theme_practices
+from api.auth import CurrentPrincipal
+from api.deps import Pool
+
+router = APIRouter(prefix="/v1/exports", tags=["analyst"])
+
+EXPORT_LIMIT = 100_000
+
+
+def _csv(rows: list[dict[str, Any]], columns: list[str]) -> str:
+    buf = io.StringIO()
+    w = csv.writer(buf)
+    w.writerow(columns)
+    for r in rows:
+        out = []
+        for c in columns:
+            v = r.get(c)
+            out.append(json.dumps(v, ensure_ascii=False, default=str)
+                       if isinstance(v, dict | list) else ("" if v is None else v))
+        w.writerow(out)
+    return buf.getvalue()
+
+
+def _send(rows: list[dict[str, Any]], columns: list[str], name: str, fmt: str) -> Response:
+    if fmt == "csv":
+        return Response(
+            _csv(rows, columns),
+            media_type="text/csv; charset=utf-8",
+            headers={"Content-Disposition": f'attachment; filename="{name}.csv"'},
+        )
+    return Response(
+        json.dumps(jsonable_encoder(rows), ensure_ascii=False),
+        media_type="application/json",
+        headers={"Content-Disposition": f'attachment; filename="{name}.json"'},
+    )
+
+
+@router.get("/themes.{fmt}", summary="All themes (filters as GET /v1/themes)")
+async def export_themes(
+    fmt: Literal["csv", "json"], pool: Pool, principal: CurrentPrincipal, filters: FiltersDep
+) -> Response:
+    async with pool.connection() as conn:
+        rows, _ = await list_themes(conn, principal, filters, limit=EXPORT_LIMIT)
+    for r in rows:
+        for lang, n in (r.get("languages") or {}).items():
+            r[f"n_{lang}"] = n
+    langs = sorted({k for r in rows for k in (r.get("languages") or {})})
+    columns = ["id", "label", "keyphrases", "size", "cycles", "organisations", "programmes",
+               "first_seen", "last_seen", "languages"] + [f"n_{x}" for x in langs]
+    return _send(rows, columns, "themes", fmt)
+
+
+@router.get("/practices.{fmt}", summary="All practices (filters as GET /v1/practices)")
+async def export_practices(
+    fmt: Literal["csv", "json"], pool: Pool, principal: CurrentPrincipal, filters: FiltersDep
+) -> Response:
+    async with pool.connection() as conn:
+        rows, _ = await theme_practices(conn, principal, filters, limit=EXPORT_LIMIT)
+    if fmt == "csv":
+        for r in rows:
+            r["sources"] = "; ".join(
+                f"{s.get('organisation_id')}/{s.get('meeting_id')}/{s.get('date')}"
+                for s in r.get("sources") or []
+            )
+    columns = ["statement_id", "theme_id", "theme_label", "kind", "audience", "text", "language",
+               "support_cycles", "support_organisations", "score", "organisation_id",
+               "meeting_id", "cycle_id", "programme_id", "note_id", "source_date", "sources"]
+    return _send(rows, columns, "practices", fmt)

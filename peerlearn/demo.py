@@ -1,0 +1,222 @@
+"""The demo programme, loaded through the public HTTP API: ``peerlearn demo load``.
+
+Six cluster organisations writing in English, Swedish and Polish about the
+same five recurring topics, over two cycles, so the miner has cross-lingual
+themes to find on a fresh ``make run``. Loading goes through the API (and so
+through the cycle workflows and the mining activities) rather than straight
+into tables: the demo then exercises the same path a real programme does.
+
+Meetings are scheduled a few days ahead (the API refuses dates in the past)
+and then marked held early, which is what lets their notes in.
+Everything is idempotent (fixed ids, idempotency keys), so a load interrupted
+half way can simply be run again.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from datetime import UTC, datetime, timedelta
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from peerlearn.settings import get_settings
+
+MARKER = "demo.json"
+
+
+def demo_data() -> dict[str, Any]:
+    text = resources.files("peerlearn.demo_data").joinpath("programme.json").read_text("utf-8")
+    data: dict[str, Any] = json.loads(text)
+    return data
+
+
+class DemoError(RuntimeError):
+    pass
+
+
+def _check(resp: httpx.Response, what: str, ok: tuple[int, ...] = (200, 201, 202, 204)) -> Any:
+    if resp.status_code in ok:
+        return resp.json() if resp.content else None
+    detail = resp.text[:300].replace("\n", " ")
+    raise DemoError(f"{what}: HTTP {resp.status_code} {detail}")
+
+
+def _programme_body(p: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "id": p["id"],
+        "name": p["name"],
+        "description": p.get("description", ""),
+        "time_zone": p["time_zone"],
+        "languages": p["languages"],
+        "partners": [
+            {k: v for k, v in partner.items() if k in ("id", "name", "country", "kind")}
+            for partner in p["partners"]
+        ],
+        "facilitators": p.get("facilitators", []),
+    }
+
+
+def _cycle_body(programme_id: str, cycle: dict[str, Any], now: datetime) -> dict[str, Any]:
+    base = (now + timedelta(days=1)).replace(hour=9, minute=0, second=0, microsecond=0)
+    meetings = []
+    last = base
+    for m in cycle["meetings"]:
+        starts = base + timedelta(days=m["day"])
+        last = max(last, starts)
+        meetings.append(
+            {
+                "meeting_id": m["id"],
+                "kind": m["kind"],
+                "title": m.get("title", ""),
+                "starts_at": starts.isoformat(),
+                "duration_minutes": 120 if m["kind"] == "kickoff" else 480,
+                "host": m.get("host"),
+                "format": m.get("format", "on_site"),
+                "topics": m.get("topics", []),
+            }
+        )
+    wrap = last + timedelta(days=14)
+    meetings.append(
+        {
+            "meeting_id": "wrap-up",
+            "kind": "wrap_up",
+            "title": "Wrap-up of the lessons learnt",
+            "starts_at": wrap.isoformat(),
+            "duration_minutes": 120,
+            "format": "online",
+        }
+    )
+    return {
+        "cycle_id": cycle["id"],
+        "programme_id": programme_id,
+        "title": cycle["title"],
+        "ends_at": (wrap + timedelta(days=120)).isoformat(),
+        "meetings": meetings,
+    }
+
+
+def load(api_url: str, token: str | None = None, *, now: datetime | None = None) -> dict[str, int]:
+    """Create the programme, start its cycles, mark meetings held, submit notes.
+
+    Returns counts. Safe to call again: existing objects are answered with
+    409 (or found) and notes carry fixed idempotency keys.
+    """
+    data = demo_data()
+    now = now or datetime.now(UTC)
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
+    counts = {"programmes": 0, "cycles": 0, "meetings_held": 0, "notes": 0}
+    prog = data["programme"]
+    with httpx.Client(base_url=api_url, headers=headers, timeout=60) as http:
+        r = http.post("/v1/programmes", json=_programme_body(prog))
+        _check(r, "create programme", ok=(200, 201, 409))
+        counts["programmes"] += r.status_code in (200, 201)
+        for cycle in data["cycles"]:
+            r = http.post("/v1/cycles", json=_cycle_body(prog["id"], cycle, now))
+            _check(r, f"start cycle {cycle['id']}", ok=(200, 201, 202, 409))
+            counts["cycles"] += r.status_code != 409
+            cid = cycle["id"]
+            for m in cycle["meetings"]:
+                mid = m["id"]
+                r = http.post(f"/v1/cycles/{cid}/meetings/{mid}/held", json={})
+                _check(r, f"mark {cid}/{mid} held", ok=(200, 201, 202, 204, 409))
+                counts["meetings_held"] += 1
+                for i, note in enumerate(m["notes"]):
+                    key = f"demo:{cid}:{mid}:{i}"
+                    body = {
+                        "author_organisation": note["author"],
+                        "language": note["language"],
+                        "text": note["text"],
+                        "idempotency_key": key,
+                    }
+                    r = _post_retrying(
+                        http, f"/v1/cycles/{cid}/meetings/{mid}/notes", body, key
+                    )
+                    _check(r, f"submit note {key}", ok=(200, 201, 202))
+                    counts["notes"] += 1
+    return counts
+
+
+def _post_retrying(http: httpx.Client, path: str, body: dict[str, Any], key: str) -> httpx.Response:
+    """A meeting marked held a moment ago may not accept notes yet (signal in
+    flight): retry briefly on 409, with the same idempotency key."""
+    deadline = time.monotonic() + 15
+    while True:
+        r = http.post(path, json=body, headers={"Idempotency-Key": key})
+        if r.status_code != 409 or time.monotonic() > deadline:
+            return r
+        time.sleep(0.3)
+
+
+def create_demo_keys(conninfo: str, programme_id: str) -> dict[str, str]:
+    """One key per role for the demo programme (shown on every start: it is a demo)."""
+    from peerlearn import keys
+
+    out: dict[str, str] = {}
+    for role, org in (
+        ("admin", None),
+        ("manager", None),
+        ("analyst", None),
+        ("partner", "dublin-health"),
+    ):
+        _, token = keys.create_key(
+            conninfo, role, [programme_id], organisation=org, name=f"demo {role}"
+        )
+        out[role] = token
+    return out
+
+
+def load_once(api_url: str, home: Path, conninfo: str) -> str | None:
+    """Load the demo the first time a state folder is used; later, just show its keys."""
+    marker = home / MARKER
+    if marker.exists():
+        state = json.loads(marker.read_text())
+        return _keys_message(state.get("keys", {}))
+    programme_id = demo_data()["programme"]["id"]
+    try:
+        demo_keys = create_demo_keys(conninfo, programme_id)
+    except ModuleNotFoundError:
+        demo_keys = {}
+    t0 = time.perf_counter()
+    counts = load(api_url, demo_keys.get("admin"))
+    marker.write_text(
+        json.dumps(
+            {"loaded_at": datetime.now(UTC).isoformat(), "counts": counts, "keys": demo_keys},
+            indent=2,
+        )
+    )
+    marker.chmod(0o600)
+    summary = ", ".join(f"{v} {k.replace('_', ' ')}" for k, v in counts.items())
+    return f"demo data loaded in {time.perf_counter() - t0:.1f}s: {summary}\n" + (
+        _keys_message(demo_keys) or ""
+    )
+
+
+def _keys_message(demo_keys: dict[str, str]) -> str | None:
+    if not demo_keys:
+        return None
+    lines = ["demo API keys (Authorization: Bearer <key>):"]
+    lines += [f"  {role:<8} {token}" for role, token in demo_keys.items()]
+    return "\n".join(lines)
+
+
+def _cmd_load(args: argparse.Namespace) -> int:
+    settings = get_settings()
+    host = "127.0.0.1" if settings.api_host in ("0.0.0.0", "") else settings.api_host
+    api_url = args.api_url or f"http://{host}:{settings.api_port}"
+    counts = load(api_url, args.key)
+    print(json.dumps(counts))
+    return 0
+
+
+def register(subparsers: Any) -> None:
+    p = subparsers.add_parser("demo", help="the demo programme (English, Swedish, Polish notes)")
+    sub = p.add_subparsers(dest="demo_command", required=True, metavar="ACTION")
+    load_p = sub.add_parser("load", help="load the demo programme through the HTTP API")
+    load_p.add_argument("--api-url", help="default: the local API from PEERLEARN_API_HOST/PORT")
+    load_p.add_argument("--key", help="an admin (or manager) API key")
+    load_p.set_defaults(func=_cmd_load)

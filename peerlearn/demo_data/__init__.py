@@ -1,0 +1,1 @@
+"""Demo programme texts, written for peerlearn (not taken from any source)."""

@@ -1,0 +1,183 @@
+"""Mining inside the service, on real PostgreSQL + pgvector, Temporal and the model:
+incremental assignment on note submission, the ThemeMining workflow with its
+progress query, stable theme ids across runs, change events, the schedule."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import pytest_asyncio
+from mining_support import ingest_fixture, load_jsonl, mine_directly, mining_settings, note_meta
+from psycopg_pool import AsyncConnectionPool
+from temporalio.client import Client
+from temporalio.testing import WorkflowEnvironment
+from temporalio.worker import Worker
+
+from activities.mining import MiningActivities
+from peerlearn import miner_service
+from peerlearn.mining_schedule import ensure_mining_schedule
+from peerlearn.nlp_adapter import make_note
+from peerlearn.settings import Settings
+from workflows.mining import (
+    PROGRESS_QUERY,
+    SCHEDULE_ID,
+    THEME_MINING,
+    MiningProgress,
+    ThemeMining,
+    ThemeMiningInput,
+    workflow_id_for_run,
+)
+
+
+@pytest.fixture(scope="module")
+def settings(model_dir: Path, database_url: str) -> Settings:
+    return mining_settings(model_dir, database_url)
+
+
+@pytest_asyncio.fixture(loop_scope="session", scope="module")
+async def acts(pool: AsyncConnectionPool, settings: Settings) -> MiningActivities:
+    await miner_service.get_miner_async(settings)  # the model, once per process
+    return MiningActivities(pool, settings)
+
+
+@pytest_asyncio.fixture(loop_scope="session", scope="module")
+async def worker(
+    temporal_env: WorkflowEnvironment, acts: MiningActivities, settings: Settings
+) -> AsyncIterator[Client]:
+    async with Worker(
+        temporal_env.client,
+        task_queue=settings.task_queue,
+        workflows=[ThemeMining],
+        activities=acts.all(),
+    ):
+        yield temporal_env.client
+
+
+async def _rows(pool: AsyncConnectionPool, sql: str, *params: Any) -> list[dict[str, Any]]:
+    async with pool.connection() as conn:
+        cur = await conn.execute(sql, params)  # type: ignore[arg-type]
+        return [dict(r) for r in await cur.fetchall()]
+
+
+async def test_notes_before_first_mining_wait_unassigned(
+    acts: MiningActivities, pool: AsyncConnectionPool
+) -> None:
+    n = await ingest_fixture(acts)
+    rows = await _rows(pool, "SELECT language, theme_id FROM statements")
+    assert len(rows) == n >= 30
+    assert {r["language"] for r in rows} >= {"en", "sv", "pl"}
+    assert all(r["theme_id"] is None for r in rows)
+    hashes = await _rows(pool, "SELECT count(*) AS n FROM embeddings")
+    distinct = await _rows(pool, "SELECT count(DISTINCT content_hash) AS n FROM statements")
+    assert hashes[0]["n"] == distinct[0]["n"]
+
+
+async def test_theme_mining_workflow_progress_and_cross_lingual_theme(
+    worker: Client, pool: AsyncConnectionPool, settings: Settings
+) -> None:
+    run_id = "run-" + uuid.uuid4().hex[:6]
+    async with pool.connection() as conn:
+        await conn.execute("INSERT INTO mining_runs (id, scope) VALUES (%s, 'all')", (run_id,))
+        await conn.commit()
+    handle = await worker.start_workflow(
+        THEME_MINING,
+        ThemeMiningInput(run_id=run_id, batch_size=16, parallelism=2),
+        id=workflow_id_for_run(run_id),
+        task_queue=settings.task_queue,
+        result_type=MiningProgress,
+    )
+    early = await handle.query(PROGRESS_QUERY, result_type=MiningProgress)
+    assert early.run_id == run_id and early.stage in {"loading", "encoding", "clustering", "done"}
+    result = await handle.result()
+    assert result.status == "completed" and result.stage == "done"
+    assert result.total > 0 and result.done == result.total
+    assert result.batches_done == result.batches_total >= 2
+    assert result.theme_count and result.theme_count >= 2
+    assert any(c["kind"] == "new" for c in result.changes)
+    final = await handle.query(PROGRESS_QUERY, result_type=MiningProgress)
+    assert final.done == final.total
+    run = (await _rows(pool, "SELECT * FROM mining_runs WHERE id = %s", run_id))[0]
+    assert run["status"] == "completed" and run["done"] == run["total"] == result.total
+    # at least one theme holds English, Swedish and Polish statements
+    langs = await _rows(
+        pool,
+        "SELECT theme_id, array_agg(DISTINCT language) AS langs FROM statements"
+        " WHERE theme_id IS NOT NULL GROUP BY theme_id",
+    )
+    assert any({"en", "sv", "pl"} <= set(r["langs"]) for r in langs), langs
+    model = await _rows(pool, "SELECT scope FROM theme_models")
+    assert model == [{"scope": "all"}]
+    practices = await _rows(pool, "SELECT * FROM practices")
+    assert practices and all(p["support_statements"] for p in practices)
+
+
+async def test_note_submission_assigns_existing_themes(
+    acts: MiningActivities, pool: AsyncConnectionPool
+) -> None:
+    before = await _rows(pool, "SELECT count(*) AS n FROM embeddings")
+    note = {
+        "id": "late-1", "language": "en", "programme": "greentech", "cycle": "gt-2",
+        "meeting": "m6", "organisation": "east-agency", "date": "2024-12-01",
+        "text": "- In the crisis we kept members engaged with weekly online coffee meetings.\n"
+                "- Solar panels on the roofs of schools lowered the city's electricity bills.",
+    }
+    out = await acts.ingest_note(note)
+    assert out.statement_count == 2
+    assert out.theme_ids and out.unassigned == 0
+    rows = await _rows(pool, "SELECT theme_id FROM statements WHERE note_id = 'late-1'")
+    assert all(r["theme_id"] in out.theme_ids for r in rows)
+    # the same note again encodes nothing new: the pgvector cache answers
+    miner = await miner_service.get_miner_async(acts.settings)
+    stmts = miner.segment([make_note(**note)])
+    _, encoded = await miner_service.embed_statements(pool, miner, stmts)
+    assert encoded == 0
+    after = await _rows(pool, "SELECT count(*) AS n FROM embeddings")
+    assert after[0]["n"] == before[0]["n"] + 2
+
+
+async def test_remining_keeps_theme_ids_and_records_changes(
+    acts: MiningActivities, pool: AsyncConnectionPool
+) -> None:
+    old = {r["id"] for r in await _rows(pool, "SELECT id FROM themes WHERE retired_at IS NULL")}
+    old_assign = {
+        r["id"]: r["theme_id"] for r in await _rows(pool, "SELECT id, theme_id FROM statements")
+    }
+    extra = [dict(n, id=n["id"] + "-b", cycle="gt-3", date="2025-03-01")
+             for n in load_jsonl("mining_notes.jsonl")[:3]]
+    for n in extra:
+        await acts.ingest_note(note_meta(n))
+    res = await mine_directly(pool, acts, "run-second")
+    new = {r["id"] for r in await _rows(pool, "SELECT id FROM themes WHERE retired_at IS NULL")}
+    assert len(old & new) >= max(1, len(old) // 2), (old, new)
+    kept = sum(
+        1 for r in await _rows(pool, "SELECT id, theme_id FROM statements")
+        if r["id"] in old_assign and old_assign[r["id"]] and r["theme_id"] == old_assign[r["id"]]
+    )
+    assert kept >= 0.7 * sum(1 for v in old_assign.values() if v)
+    assert res.changes and {c["kind"] for c in res.changes} <= {
+        "new", "kept", "merged", "split", "retired"
+    }
+    events = await _rows(
+        pool, "SELECT type, payload FROM events WHERE stream_id = 'mining' ORDER BY version"
+    )
+    assert events and events[-1]["type"] in {"ThemesMined", "ThemeCreated", "ThemeMerged",
+                                             "ThemeSplit", "ThemeRetired"}
+    assert any(e["type"] == "ThemesMined" and e["payload"]["run_id"] == "run-second"
+               for e in events)
+
+
+async def test_mining_schedule_is_created_once(
+    temporal_env: WorkflowEnvironment, settings: Settings
+) -> None:
+    client = temporal_env.client
+    sid = f"{SCHEDULE_ID}-{uuid.uuid4().hex[:6]}"
+    assert await ensure_mining_schedule(client, settings, schedule_id=sid) is True
+    assert await ensure_mining_schedule(client, settings, schedule_id=sid) is False
+    desc = await client.get_schedule_handle(sid).describe()
+    assert desc.schedule.action.workflow == THEME_MINING  # type: ignore[union-attr]
+    assert desc.schedule.spec.intervals[0].every.total_seconds() == 24 * 3600
+    await client.get_schedule_handle(sid).delete()
