@@ -77,7 +77,9 @@ def scope_clause(scope: str) -> tuple[str, tuple[Any, ...]]:
 # ---- reading the cycle engine's read models (defensively: no hard schema coupling) ----
 
 
-async def _one(conn: AsyncConnection[Any], sql: str, params: Sequence[Any]) -> dict[str, Any] | None:
+async def _one(
+    conn: AsyncConnection[Any], sql: str, params: Sequence[Any]
+) -> dict[str, Any] | None:
     try:
         async with conn.transaction():
             cur = await conn.execute(sql, params)  # type: ignore[arg-type]
@@ -335,6 +337,8 @@ class MiningActivities:
                 by_note[st.source_id].append(st)
         flat = [st for m in metas for st in by_note[m["id"]]]
         emb, _encoded = await miner_service.embed_statements(self.pool, miner, flat)
+        if flat:  # kinds (lesson, recommendation, ...) use the embeddings too
+            await asyncio.to_thread(miner.classify, flat, emb)
         outs: list[AssignNoteThemesOutput] = []
         async with self.pool.connection() as conn:
             models: dict[str, tuple[str, Any]] = {}
@@ -520,12 +524,14 @@ class MiningActivities:
                     "UPDATE themes SET retired_at = now() WHERE id = ANY(%s)", (retired,)
                 )
             await conn.execute(
-                "UPDATE statements s SET theme_id = u.theme_id, map_x = u.x, map_y = u.y"
-                " FROM (SELECT unnest(%s::text[]) AS id, unnest(%s::text[]) AS theme_id,"
+                "UPDATE statements s SET theme_id = u.theme_id, kind = u.kind, map_x = u.x,"
+                " map_y = u.y FROM (SELECT unnest(%s::text[]) AS id,"
+                " unnest(%s::text[]) AS theme_id, unnest(%s::text[]) AS kind,"
                 " unnest(%s::real[]) AS x, unnest(%s::real[]) AS y) u WHERE s.id = u.id",
                 (
                     [s.id for s in statements],
                     assignments,
+                    [str(s.kind or "other") for s in statements],
                     [float(v) for v in xy[:, 0]],
                     [float(v) for v in xy[:, 1]],
                 ),

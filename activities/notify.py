@@ -25,7 +25,9 @@ from workflows.types import DELIVER_OUTBOX, DeliverOutboxInput, DeliverOutboxOut
 USER_AGENT = "peerlearn-webhooks/1"
 
 
-async def signature_headers(pool: AsyncConnectionPool, programme_id: str, body: bytes) -> dict[str, str]:
+async def signature_headers(
+    pool: AsyncConnectionPool, programme_id: str, body: bytes
+) -> dict[str, str]:
     """Headers that authenticate a delivery: the per-programme HMAC signature
     (``peerlearn/signing.py``; the secret is created on first use)."""
     from peerlearn import keys, signing
@@ -36,7 +38,9 @@ async def signature_headers(pool: AsyncConnectionPool, programme_id: str, body: 
 
 
 class NotifyActivities:
-    def __init__(self, pool: AsyncConnectionPool, settings: Settings, *, timeout: float = 10.0) -> None:
+    def __init__(
+        self, pool: AsyncConnectionPool, settings: Settings, *, timeout: float = 10.0
+    ) -> None:
         self.pool = pool
         self.settings = settings
         self.timeout = timeout
@@ -53,11 +57,14 @@ class NotifyActivities:
             )
             return list(await cur.fetchall())
 
-    async def _record(self, outbox_id: str, *, ok: bool, status: int | None, error: str | None) -> None:
+    async def _record(
+        self, outbox_id: str, *, ok: bool, status: int | None, error: str | None
+    ) -> None:
         async with self.pool.connection() as conn:
             await conn.execute(
                 "INSERT INTO outbox_deliveries (outbox_id, attempts, delivered_at, last_status,"
-                " last_error, updated_at) VALUES (%s, 1, CASE WHEN %s THEN now() END, %s, %s, now())"
+                " last_error, updated_at)"
+                " VALUES (%s, 1, CASE WHEN %s THEN now() END, %s, %s, now())"
                 " ON CONFLICT (outbox_id) DO UPDATE SET attempts = outbox_deliveries.attempts + 1,"
                 " delivered_at = COALESCE(outbox_deliveries.delivered_at, EXCLUDED.delivered_at),"
                 " last_status = EXCLUDED.last_status, last_error = EXCLUDED.last_error,"
@@ -70,7 +77,9 @@ class NotifyActivities:
         out = DeliverOutboxOutput()
         rows = await self._pending(inp.cycle_id)
         errors: list[str] = []
-        async with httpx.AsyncClient(timeout=self.timeout, headers={"User-Agent": USER_AGENT}) as http:
+        async with httpx.AsyncClient(
+            timeout=self.timeout, headers={"User-Agent": USER_AGENT}
+        ) as http:
             for row in rows:
                 url = row.get("webhook_url")
                 if not url:
@@ -85,13 +94,17 @@ class NotifyActivities:
                 try:
                     resp = await http.post(url, content=body, headers=headers)
                 except httpx.HTTPError as exc:
-                    await self._record(row["outbox_id"], ok=False, status=None, error=repr(exc)[:500])
+                    await self._record(
+                        row["outbox_id"], ok=False, status=None, error=repr(exc)[:500]
+                    )
                     errors.append(f"{row['outbox_id']}: {exc!r}")
                     out.failed += 1
                     continue
                 ok = 200 <= resp.status_code < 300
                 await self._record(
-                    row["outbox_id"], ok=ok, status=resp.status_code,
+                    row["outbox_id"],
+                    ok=ok,
+                    status=resp.status_code,
                     error=None if ok else resp.text[:500],
                 )
                 if ok:

@@ -172,6 +172,13 @@ class ReportActivities:
             report = build_report_content(
                 cycle, meetings, notes, generated_at=inp.occurred_at, follow_up_at=inp.follow_up_at
             )
+            # Themes, practices with sources, recommendations by audience, changes
+            # since the previous cycle: the mining side of the report.
+            from peerlearn.wrapup import enrich_wrapup
+
+            report.content, report.markdown = await enrich_wrapup(
+                conn, report.content, report.markdown
+            )
             rid = report_id_for(inp.cycle_id)
             async with conn.transaction():
                 res = await eventstore.append(

@@ -30,7 +30,9 @@ MAX_JSON_DEPTH = 32
 
 
 class LimitsMiddleware:
-    def __init__(self, app: ASGIApp, max_body_bytes: int, max_json_depth: int = MAX_JSON_DEPTH) -> None:
+    def __init__(
+        self, app: ASGIApp, max_body_bytes: int, max_json_depth: int = MAX_JSON_DEPTH
+    ) -> None:
         self.app = app
         self.max_body_bytes = max_body_bytes
         self.max_json_depth = max_json_depth
@@ -219,9 +221,7 @@ def check_note_text(text: str, settings: Settings) -> None:
     if not text.strip():
         raise Problem(422, "the note is empty")
     if len(text) > settings.max_note_chars:
-        raise Problem(
-            422, f"the note is longer than {settings.max_note_chars} characters"
-        )
+        raise Problem(422, f"the note is longer than {settings.max_note_chars} characters")
     pieces = sum(1 for p in _STATEMENT_BREAK.split(text) if p.strip())
     if pieces > settings.max_statements_per_note:
         raise Problem(

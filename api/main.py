@@ -13,8 +13,21 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from api import auth, limits, problems
-from api.routers import health, theme_map, ui
-from api.routers import exports, mining_runs, practices, reports, search, themes
+from api.routers import (
+    cycles,
+    exports,
+    health,
+    meetings,
+    mining_runs,
+    notes,
+    practices,
+    programmes,
+    reports,
+    search,
+    theme_map,
+    themes,
+    ui,
+)
 from peerlearn import db
 from peerlearn.settings import Settings, get_settings
 from peerlearn.temporal import connect
@@ -32,6 +45,7 @@ ROUTERS += [
     reports.router,
     exports.router,
 ]
+ROUTERS += [programmes.router, cycles.router, meetings.router, notes.router]
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:

@@ -18,6 +18,7 @@ COMMAND_MODULES = [
     "nlp.cli",  # mine
     "peerlearn.keys",  # keys create|list|revoke|webhook-secret
     "peerlearn.mining_schedule",  # mining run|schedule
+    "peerlearn.projections_cli",  # projections rebuild
     # runtime (keep last: `model prepare` is registered here only if nothing above did)
     "peerlearn.runtime",  # run, model prepare
     "peerlearn.worker",  # worker

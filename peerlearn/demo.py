@@ -57,7 +57,7 @@ def _programme_body(p: dict[str, Any]) -> dict[str, Any]:
             {k: v for k, v in partner.items() if k in ("id", "name", "country", "kind")}
             for partner in p["partners"]
         ],
-        "facilitators": p.get("facilitators", []),
+        "facilitators": [{"name": f} for f in p.get("facilitators", [])],
     }
 
 
@@ -100,7 +100,13 @@ def _cycle_body(programme_id: str, cycle: dict[str, Any], now: datetime) -> dict
     }
 
 
-def load(api_url: str, token: str | None = None, *, now: datetime | None = None) -> dict[str, int]:
+def load(
+    api_url: str,
+    token: str | None = None,
+    *,
+    now: datetime | None = None,
+    admin_token: str | None = None,
+) -> dict[str, int]:
     """Create the programme, start its cycles, mark meetings held, submit notes.
 
     Returns counts. Safe to call again: existing objects are answered with
@@ -131,14 +137,34 @@ def load(api_url: str, token: str | None = None, *, now: datetime | None = None)
                         "author_organisation": note["author"],
                         "language": note["language"],
                         "text": note["text"],
-                        "idempotency_key": key,
+                        "client_key": key,
                     }
                     r = _post_retrying(
                         http, f"/v1/cycles/{cid}/meetings/{mid}/notes", body, key
                     )
                     _check(r, f"submit note {key}", ok=(200, 201, 202))
                     counts["notes"] += 1
+        # New notes only join existing themes; the first themes come from a full mine.
+        # "all" with the admin key: the demo is loaded into a fresh state folder.
+        scope = "all" if token and token == admin_token else prog["id"]
+        r = http.post("/v1/mining-runs", json={"scope": scope})
+        run = _check(r, "start a mining run", ok=(200, 201, 202, 409))
+        counts["themes"] = _wait_for_run(http, run) if r.status_code != 409 else 0
     return counts
+
+
+def _wait_for_run(http: httpx.Client, run: dict[str, Any], timeout: float = 600) -> int:
+    """Theme count once the mining run finishes (0 if it is still going at the timeout)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        r = http.get(f"/v1/mining-runs/{run['id']}")
+        cur = _check(r, "mining run progress")
+        if cur["status"] not in ("running", "pending", "started"):
+            if cur["status"] != "completed":
+                raise DemoError(f"mining run {run['id']} ended {cur['status']}: {cur.get('error')}")
+            return int(cur.get("theme_count") or 0)
+        time.sleep(1.0)
+    return 0
 
 
 def _post_retrying(http: httpx.Client, path: str, body: dict[str, Any], key: str) -> httpx.Response:
@@ -182,7 +208,8 @@ def load_once(api_url: str, home: Path, conninfo: str) -> str | None:
     except ModuleNotFoundError:
         demo_keys = {}
     t0 = time.perf_counter()
-    counts = load(api_url, demo_keys.get("admin"))
+    admin = demo_keys.get("admin")
+    counts = load(api_url, admin, admin_token=admin)
     marker.write_text(
         json.dumps(
             {"loaded_at": datetime.now(UTC).isoformat(), "counts": counts, "keys": demo_keys},

@@ -31,7 +31,15 @@ from psycopg_pool import AsyncConnectionPool
 Conn = psycopg.AsyncConnection[Any]
 
 # Tables derived from the log, in the order a rebuild copies them.
-PROJECTION_TABLES = ("programmes", "cycles", "meetings", "notes", "outbox", "reports", "action_items")
+PROJECTION_TABLES = (
+    "programmes",
+    "cycles",
+    "meetings",
+    "notes",
+    "outbox",
+    "reports",
+    "action_items",
+)
 _PRIMARY_KEYS = {
     "programmes": "id",
     "cycles": "id",
@@ -246,8 +254,17 @@ async def _add_outbox(
     await conn.execute(
         "INSERT INTO outbox (id, cycle_id, programme_id, kind, meeting_id, recipient, subject,"
         " payload, created_at) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s)",
-        (oid, ev.stream_id, programme_id, kind, meeting_id, recipient, subject, Jsonb(payload),
-         ev.occurred_at),
+        (
+            oid,
+            ev.stream_id,
+            programme_id,
+            kind,
+            meeting_id,
+            recipient,
+            subject,
+            Jsonb(payload),
+            ev.occurred_at,
+        ),
     )
     return [oid]
 
@@ -260,9 +277,17 @@ async def _programme_created(conn: Conn, ev: Event) -> list[str]:
         " facilitators, languages, created_at, updated_at, version)"
         " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)",
         (
-            p["id"], p["name"], p.get("description", ""), p["time_zone"], p.get("webhook_url"),
-            Jsonb(p.get("partners", [])), Jsonb(p.get("facilitators", [])),
-            Jsonb(p.get("languages", [])), ev.occurred_at, ev.occurred_at, ev.version,
+            p["id"],
+            p["name"],
+            p.get("description", ""),
+            p["time_zone"],
+            p.get("webhook_url"),
+            Jsonb(p.get("partners", [])),
+            Jsonb(p.get("facilitators", [])),
+            Jsonb(p.get("languages", [])),
+            ev.occurred_at,
+            ev.occurred_at,
+            ev.version,
         ),
     )
     return []
@@ -282,7 +307,7 @@ async def _programme_updated(conn: Conn, ev: Event) -> list[str]:
             params.append(Jsonb(p[col]))
     sets += ["updated_at = %s", "version = %s"]
     params += [ev.occurred_at, ev.version, p["id"]]
-    await conn.execute(f"UPDATE programmes SET {', '.join(sets)} WHERE id = %s", params)  # type: ignore[arg-type]
+    await conn.execute(f"UPDATE programmes SET {', '.join(sets)} WHERE id = %s", params)
     return []
 
 
@@ -292,9 +317,18 @@ async def _insert_meeting(conn: Conn, cycle_id: str, m: dict[str, Any], at: date
         " topics, target_groups, participants, state, updated_at)"
         " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, 'scheduled', %s)",
         (
-            cycle_id, m["meeting_id"], m["kind"], m.get("title", ""), m.get("host"),
-            m.get("format", "on_site"), m["starts_at"], m["ends_at"], Jsonb(m.get("topics", [])),
-            Jsonb(m.get("target_groups", [])), Jsonb(m.get("participants", [])), at,
+            cycle_id,
+            m["meeting_id"],
+            m["kind"],
+            m.get("title", ""),
+            m.get("host"),
+            m.get("format", "on_site"),
+            m["starts_at"],
+            m["ends_at"],
+            Jsonb(m.get("topics", [])),
+            Jsonb(m.get("target_groups", [])),
+            Jsonb(m.get("participants", [])),
+            at,
         ),
     )
 
@@ -307,9 +341,18 @@ async def _cycle_started(conn: Conn, ev: Event) -> list[str]:
         " partners, policies, ends_at, created_at, updated_at, version)"
         " VALUES (%s, %s, %s, %s, %s, 'running', %s, %s, %s, %s, %s, %s, %s)",
         (
-            ev.stream_id, p["programme_id"], p["workflow_id"], p["title"], p["phase"],
-            p["time_zone"], Jsonb(p["partners"]), Jsonb(p["policies"]), p["ends_at"],
-            ev.occurred_at, ev.occurred_at, ev.version,
+            ev.stream_id,
+            p["programme_id"],
+            p["workflow_id"],
+            p["title"],
+            p["phase"],
+            p["time_zone"],
+            Jsonb(p["partners"]),
+            Jsonb(p["policies"]),
+            p["ends_at"],
+            ev.occurred_at,
+            ev.occurred_at,
+            ev.version,
         ),
     )
     for m in p["meetings"]:
@@ -319,7 +362,7 @@ async def _cycle_started(conn: Conn, ev: Event) -> list[str]:
 
 async def _meeting(conn: Conn, ev: Event, sql_set: str, params: tuple[Any, ...]) -> None:
     await conn.execute(
-        f"UPDATE meetings SET {sql_set}, updated_at = %s WHERE cycle_id = %s AND id = %s",  # type: ignore[arg-type]
+        f"UPDATE meetings SET {sql_set}, updated_at = %s WHERE cycle_id = %s AND id = %s",
         (*params, ev.occurred_at, ev.stream_id, ev.payload["meeting_id"]),
     )
 
@@ -332,14 +375,17 @@ async def _meeting_scheduled(conn: Conn, ev: Event) -> list[str]:
 
 @projector("MeetingMoved")
 async def _meeting_moved(conn: Conn, ev: Event) -> list[str]:
-    await _meeting(conn, ev, "starts_at = %s, ends_at = %s",
-                   (ev.payload["starts_at"], ev.payload["ends_at"]))
+    await _meeting(
+        conn, ev, "starts_at = %s, ends_at = %s", (ev.payload["starts_at"], ev.payload["ends_at"])
+    )
     return []
 
 
 @projector("HostSwapped")
 async def _host_swapped(conn: Conn, ev: Event) -> list[str]:
-    await _meeting(conn, ev, "host = %s, self_assessment_requested_at = NULL", (ev.payload["host"],))
+    await _meeting(
+        conn, ev, "host = %s, self_assessment_requested_at = NULL", (ev.payload["host"],)
+    )
     return []
 
 
@@ -352,8 +398,12 @@ async def _meeting_cancelled(conn: Conn, ev: Event) -> list[str]:
 @projector("MeetingHeld")
 async def _meeting_held(conn: Conn, ev: Event) -> list[str]:
     p = ev.payload
-    await _meeting(conn, ev, "state = 'held', held_at = %s, notes_due_at = %s",
-                   (p["held_at"], p["notes_due_at"]))
+    await _meeting(
+        conn,
+        ev,
+        "state = 'held', held_at = %s, notes_due_at = %s",
+        (p["held_at"], p["notes_due_at"]),
+    )
     return []
 
 
@@ -362,7 +412,10 @@ async def _self_assessment(conn: Conn, ev: Event) -> list[str]:
     p = ev.payload
     await _meeting(conn, ev, "self_assessment_requested_at = %s", (ev.occurred_at,))
     return await _add_outbox(
-        conn, ev, kind="self_assessment", recipient=f"host:{p.get('host')}",
+        conn,
+        ev,
+        kind="self_assessment",
+        recipient=f"host:{p.get('host')}",
         subject=f"Self-assessment due before site visit {p['meeting_id']} ({p['due_at']})",
         meeting_id=p["meeting_id"],
     )
@@ -373,7 +426,10 @@ async def _prep_pack(conn: Conn, ev: Event) -> list[str]:
     p = ev.payload
     await _meeting(conn, ev, "prep_sent_at = %s", (ev.occurred_at,))
     return await _add_outbox(
-        conn, ev, kind="preparation_pack", recipient="participants",
+        conn,
+        ev,
+        kind="preparation_pack",
+        recipient="participants",
         subject=f"Preparation pack: {p.get('title') or p['meeting_id']} on {p['starts_at']}",
         meeting_id=p["meeting_id"],
     )
@@ -384,7 +440,10 @@ async def _reminder(conn: Conn, ev: Event) -> list[str]:
     p = ev.payload
     await _meeting(conn, ev, "reminders_sent = %s", (p["reminder"],))
     return await _add_outbox(
-        conn, ev, kind="reminder", recipient="partners",
+        conn,
+        ev,
+        kind="reminder",
+        recipient="partners",
         subject=f"Reminder {p['reminder']}: notes for {p['meeting_id']} due {p['notes_due_at']}",
         meeting_id=p["meeting_id"],
     )
@@ -393,10 +452,14 @@ async def _reminder(conn: Conn, ev: Event) -> list[str]:
 @projector("NotesOverdue")
 async def _overdue(conn: Conn, ev: Event) -> list[str]:
     p = ev.payload
-    await _meeting(conn, ev, "window_closed_at = %s, escalated_at = %s",
-                   (ev.occurred_at, ev.occurred_at))
+    await _meeting(
+        conn, ev, "window_closed_at = %s, escalated_at = %s", (ev.occurred_at, ev.occurred_at)
+    )
     return await _add_outbox(
-        conn, ev, kind="escalation", recipient="programme_manager",
+        conn,
+        ev,
+        kind="escalation",
+        recipient="programme_manager",
         subject=f"Notes overdue for {p['meeting_id']}: {p['note_count']} of {p['expected']} in",
         meeting_id=p["meeting_id"],
     )
@@ -414,11 +477,20 @@ async def _notes_submitted(conn: Conn, ev: Event) -> list[str]:
     await conn.execute(
         "INSERT INTO notes (id, cycle_id, programme_id, meeting_id, author_organisation, language,"
         " text, format, client_key, submitted_by, submitted_at)"
-        " SELECT %s, %s, c.programme_id, %s, %s, %s, %s, %s, %s, %s, %s FROM cycles c WHERE c.id = %s",
+        " SELECT %s, %s, c.programme_id, %s, %s, %s, %s, %s, %s, %s, %s"
+        " FROM cycles c WHERE c.id = %s",
         (
-            p["note_id"], ev.stream_id, p["meeting_id"], p["author_organisation"], p["language"],
-            p["text"], p.get("format", "text"), p["client_key"], p.get("submitted_by"),
-            ev.occurred_at, ev.stream_id,
+            p["note_id"],
+            ev.stream_id,
+            p["meeting_id"],
+            p["author_organisation"],
+            p["language"],
+            p["text"],
+            p.get("format", "text"),
+            p["client_key"],
+            p.get("submitted_by"),
+            ev.occurred_at,
+            ev.stream_id,
         ),
     )
     await _meeting(conn, ev, "note_count = note_count + 1", ())
@@ -433,7 +505,8 @@ async def _themes(conn: Conn, ev: Event) -> list[str]:
         (Jsonb(p.get("theme_ids", [])), p.get("statement_count"), p["note_id"]),
     )
     await _meeting(
-        conn, ev,
+        conn,
+        ev,
         "theme_ids = (SELECT COALESCE(jsonb_agg(DISTINCT t ORDER BY t), '[]'::jsonb) FROM"
         " jsonb_array_elements_text(meetings.theme_ids || %s::jsonb) AS t)",
         (Jsonb(p.get("theme_ids", [])),),
@@ -446,7 +519,8 @@ async def _resumed(conn: Conn, ev: Event) -> list[str]:
     p = ev.payload
     for mid, due in (p.get("notes_due_at") or {}).items():
         await conn.execute(
-            "UPDATE meetings SET notes_due_at = %s, updated_at = %s WHERE cycle_id = %s AND id = %s",
+            "UPDATE meetings SET notes_due_at = %s, updated_at = %s"
+            " WHERE cycle_id = %s AND id = %s",
             (due, ev.occurred_at, ev.stream_id, mid),
         )
     if p.get("follow_up_at"):
@@ -459,7 +533,8 @@ async def _resumed(conn: Conn, ev: Event) -> list[str]:
 @projector("CycleCancelled")
 async def _cancelled(conn: Conn, ev: Event) -> list[str]:
     await conn.execute(
-        "UPDATE cycles SET cancel_reason = %s WHERE id = %s", (ev.payload.get("reason"), ev.stream_id)
+        "UPDATE cycles SET cancel_reason = %s WHERE id = %s",
+        (ev.payload.get("reason"), ev.stream_id),
     )
     return []
 
@@ -473,22 +548,38 @@ async def _wrapup(conn: Conn, ev: Event) -> list[str]:
     await conn.execute(
         "INSERT INTO reports (id, cycle_id, programme_id, kind, content, markdown, created_at)"
         " VALUES (%s, %s, %s, 'wrapup', %s, %s, %s)",
-        (p["report_id"], ev.stream_id, programme_id, Jsonb(p["report"]), p["markdown"],
-         ev.occurred_at),
+        (
+            p["report_id"],
+            ev.stream_id,
+            programme_id,
+            Jsonb(p["report"]),
+            p["markdown"],
+            ev.occurred_at,
+        ),
     )
     for item in p.get("action_items", []):
         await conn.execute(
             "INSERT INTO action_items (cycle_id, id, owner, what, due_at, status, meeting_id,"
             " created_at) VALUES (%s, %s, %s, %s, %s, 'open', %s, %s)",
-            (ev.stream_id, item["id"], item["owner"], item["what"], item.get("due_at"),
-             item.get("meeting_id"), ev.occurred_at),
+            (
+                ev.stream_id,
+                item["id"],
+                item["owner"],
+                item["what"],
+                item.get("due_at"),
+                item.get("meeting_id"),
+                ev.occurred_at,
+            ),
         )
     await conn.execute(
         "UPDATE cycles SET report_id = %s, follow_up_at = %s WHERE id = %s",
         (p["report_id"], p.get("follow_up_at"), ev.stream_id),
     )
     return await _add_outbox(
-        conn, ev, kind="wrapup_published", recipient="participants",
+        conn,
+        ev,
+        kind="wrapup_published",
+        recipient="participants",
         subject=f"Wrap-up report published for cycle {ev.stream_id}",
         extra={"report_id": p["report_id"]},
     )
@@ -503,7 +594,10 @@ async def _follow_up(conn: Conn, ev: Event) -> list[str]:
     row = await cur.fetchone()
     open_items = int(_col(row, "n", 0)) if row else 0
     return await _add_outbox(
-        conn, ev, kind="follow_up", recipient="programme_manager",
+        conn,
+        ev,
+        kind="follow_up",
+        recipient="programme_manager",
         subject=f"Follow-up check for cycle {ev.stream_id}: {open_items} open action items",
         extra={"open_action_items": open_items},
     )
@@ -519,37 +613,37 @@ async def arebuild_projections(conninfo: str, *, into_live: bool = True) -> dict
     Returns row counts per rebuilt table.
     """
     schema = "projections_rebuild"
-    async with await psycopg.AsyncConnection.connect(conninfo, row_factory=dict_row) as conn:
-        async with conn.transaction():
-            await conn.execute("SELECT pg_advisory_xact_lock(%s)", (_REBUILD_LOCK,))
-            await conn.execute("LOCK TABLE events IN SHARE MODE")
-            await conn.execute(f"DROP SCHEMA IF EXISTS {schema} CASCADE")
-            await conn.execute(f"CREATE SCHEMA {schema}")
+    conn = await psycopg.AsyncConnection.connect(conninfo, row_factory=dict_row)
+    async with conn, conn.transaction():
+        await conn.execute("SELECT pg_advisory_xact_lock(%s)", (_REBUILD_LOCK,))
+        await conn.execute("LOCK TABLE events IN SHARE MODE")
+        await conn.execute(f"DROP SCHEMA IF EXISTS {schema} CASCADE")
+        await conn.execute(f"CREATE SCHEMA {schema}")
+        for t in PROJECTION_TABLES:
+            await conn.execute(f"CREATE TABLE {schema}.{t} (LIKE public.{t} INCLUDING ALL)")
+        await conn.execute(f"SET LOCAL search_path TO {schema}, public")
+        async with conn.cursor(row_factory=dict_row, name="replay") as cur:
+            await cur.execute(
+                "SELECT global_position, stream_id, version, type, payload, occurred_at,"
+                " idempotency_key, recorded_at FROM public.events ORDER BY global_position"
+            )
+            batch: list[dict[str, Any]] = []
+            while True:
+                batch = await cur.fetchmany(500)
+                if not batch:
+                    break
+                for r in batch:
+                    await project(conn, Event(**r))
+        counts = {}
+        for t in PROJECTION_TABLES:
+            c = await (await conn.execute(f"SELECT count(*) AS n FROM {schema}.{t}")).fetchone()
+            counts[t] = int(c["n"]) if c else 0
+        await conn.execute("SET LOCAL search_path TO public")
+        if into_live:
             for t in PROJECTION_TABLES:
-                await conn.execute(f"CREATE TABLE {schema}.{t} (LIKE public.{t} INCLUDING ALL)")  # type: ignore[arg-type]
-            await conn.execute(f"SET LOCAL search_path TO {schema}, public")
-            async with conn.cursor(row_factory=dict_row, name="replay") as cur:
-                await cur.execute(
-                    "SELECT global_position, stream_id, version, type, payload, occurred_at,"
-                    " idempotency_key, recorded_at FROM public.events ORDER BY global_position"
-                )
-                batch: list[dict[str, Any]] = []
-                while True:
-                    batch = await cur.fetchmany(500)
-                    if not batch:
-                        break
-                    for r in batch:
-                        await project(conn, Event(**r))
-            counts = {}
-            for t in PROJECTION_TABLES:
-                c = await (await conn.execute(f"SELECT count(*) AS n FROM {schema}.{t}")).fetchone()  # type: ignore[arg-type]
-                counts[t] = int(c["n"]) if c else 0
-            await conn.execute("SET LOCAL search_path TO public")
-            if into_live:
-                for t in PROJECTION_TABLES:
-                    await conn.execute(f"DELETE FROM public.{t}")  # type: ignore[arg-type]
-                    await conn.execute(f"INSERT INTO public.{t} SELECT * FROM {schema}.{t}")  # type: ignore[arg-type]
-                await conn.execute(f"DROP SCHEMA {schema} CASCADE")
+                await conn.execute(f"DELETE FROM public.{t}")
+                await conn.execute(f"INSERT INTO public.{t} SELECT * FROM {schema}.{t}")
+            await conn.execute(f"DROP SCHEMA {schema} CASCADE")
     return counts
 
 
@@ -563,7 +657,7 @@ async def snapshot(conn: Conn, schema: str = "public") -> dict[str, list[dict[st
     out: dict[str, list[dict[str, Any]]] = {}
     for t in PROJECTION_TABLES:
         async with conn.cursor(row_factory=dict_row) as cur:
-            await cur.execute(f"SELECT * FROM {schema}.{t} ORDER BY {_PRIMARY_KEYS[t]}")  # type: ignore[arg-type]
+            await cur.execute(f"SELECT * FROM {schema}.{t} ORDER BY {_PRIMARY_KEYS[t]}")
             rows = await cur.fetchall()
         out[t] = [json.loads(json.dumps(r, default=str, sort_keys=True)) for r in rows]
     return out

@@ -66,7 +66,9 @@ def _new_token() -> tuple[str, str]:
     return key_id, f"{KEY_PREFIX}{key_id}_{secret}"
 
 
-def _connect(conninfo_or_conn: str | psycopg.Connection[Any]) -> tuple[psycopg.Connection[Any], bool]:
+def _connect(
+    conninfo_or_conn: str | psycopg.Connection[Any],
+) -> tuple[psycopg.Connection[Any], bool]:
     if isinstance(conninfo_or_conn, str):
         return psycopg.connect(conninfo_or_conn, autocommit=True), True
     return conninfo_or_conn, False
@@ -97,9 +99,7 @@ def create_key(
     progs = sorted({p for p in programmes if p})
     _validate(role, progs, organisation)
     key_id, token = _new_token()
-    expires = (
-        datetime.now(UTC) + timedelta(days=expires_in_days) if expires_in_days else None
-    )
+    expires = datetime.now(UTC) + timedelta(days=expires_in_days) if expires_in_days else None
     conn, own = _connect(conninfo_or_conn)
     try:
         conn.execute(
@@ -155,7 +155,9 @@ def list_keys(conninfo_or_conn: str | psycopg.Connection[Any]) -> list[dict[str,
             conn.close()
 
 
-def grant_programme(conninfo_or_conn: str | psycopg.Connection[Any], key_id: str, programme_id: str) -> None:
+def grant_programme(
+    conninfo_or_conn: str | psycopg.Connection[Any], key_id: str, programme_id: str
+) -> None:
     """Add a programme to a key's grant (a manager key that registers a programme
     gets it). Live API processes see it after their cache lifetime, or at once
     in the process that calls ``api.auth.forget_key``."""
@@ -173,7 +175,9 @@ def grant_programme(conninfo_or_conn: str | psycopg.Connection[Any], key_id: str
             conn.close()
 
 
-async def grant_programme_async(conn: psycopg.AsyncConnection[Any], key_id: str, programme_id: str) -> None:
+async def grant_programme_async(
+    conn: psycopg.AsyncConnection[Any], key_id: str, programme_id: str
+) -> None:
     """:func:`grant_programme` inside the caller's transaction (API routers)."""
     await conn.execute(
         "UPDATE api_keys SET programmes = array_append(programmes, %s)"
@@ -312,7 +316,16 @@ def _fmt(v: Any) -> str:
 def _cmd_list(args: argparse.Namespace) -> int:
     rows = list_keys(_conninfo())
     now = datetime.now(UTC)
-    cols = ["id", "role", "programmes", "organisation", "name", "created", "expires_at", "last_used"]
+    cols = [
+        "id",
+        "role",
+        "programmes",
+        "organisation",
+        "name",
+        "created",
+        "expires_at",
+        "last_used",
+    ]
     print("  ".join(c.ljust(16) for c in [*cols, "state"]))
     for r in rows:
         state = (
@@ -347,9 +360,7 @@ def register(subparsers: Any) -> None:
 
     c = sub.add_parser("create", help="create a key (printed once)")
     c.add_argument("--role", required=True, choices=ROLES)
-    c.add_argument(
-        "--programme", action="append", help="programme id in the grant (repeatable)"
-    )
+    c.add_argument("--programme", action="append", help="programme id in the grant (repeatable)")
     c.add_argument("--organisation", help="partner keys: the organisation id it speaks for")
     c.add_argument("--expires-in-days", type=float, default=None)
     c.add_argument("--name", help="free label, e.g. who holds it")

@@ -40,12 +40,14 @@ def get_miner(settings: Settings) -> Miner:
     with _lock:
         miner = _miners.get(path)
         if miner is None:
-            from nlp.pipeline import Miner
-
             from nlp.model import ensure_model
+            from nlp.pipeline import Miner
 
             ensure_model(path)
             miner = Miner.from_model_dir(path)
+            warm = getattr(miner, "warm", None)
+            if callable(warm):  # language detector, model, kind prototypes: now, not mid-request
+                warm()
             _miners[path] = miner
     return miner
 
@@ -121,7 +123,9 @@ async def cached_embeddings(
     return {r["content_hash"]: _as_array(r["embedding"]) for r in await cur.fetchall()}
 
 
-async def store_embeddings(conn: psycopg.AsyncConnection[Any], items: dict[str, np.ndarray]) -> None:
+async def store_embeddings(
+    conn: psycopg.AsyncConnection[Any], items: dict[str, np.ndarray]
+) -> None:
     if not items:
         return
     async with conn.cursor() as cur:
@@ -170,30 +174,45 @@ class QueryEmbedder:
     def __init__(self, settings: Settings, size: int = 2048) -> None:
         self.settings = settings
         self.size = size
-        self._cache: OrderedDict[str, np.ndarray] = OrderedDict()
+        self._cache: OrderedDict[str, tuple[np.ndarray, str]] = OrderedDict()
         self.hits = 0
         self.misses = 0
 
     async def embed(self, text: str) -> np.ndarray:
+        return (await self.embed_with_language(text))[0]
+
+    async def embed_with_language(self, text: str) -> tuple[np.ndarray, str]:
+        """The query's vector and its detected language (ISO 639-1), cached."""
         key = " ".join(text.split()).lower()
-        vec = self._cache.get(key)
-        if vec is not None:
+        hit = self._cache.get(key)
+        if hit is not None:
             self._cache.move_to_end(key)
             self.hits += 1
-            return vec
+            return hit
         self.misses += 1
         miner = await get_miner_async(self.settings)
-        vec = await asyncio.to_thread(encode_texts, miner, [text])
-        vec = vec[0]
-        self._cache[key] = vec
+
+        def work() -> tuple[np.ndarray, str]:
+            vec = encode_texts(miner, [text])[0]
+            lang = "en"
+            langid = getattr(miner, "langid", None)
+            if langid is not None:
+                lang = str(langid.detect([text])[0] or "en")
+            return vec, lang
+
+        value = await asyncio.to_thread(work)
+        self._cache[key] = value
         if len(self._cache) > self.size:
             self._cache.popitem(last=False)
-        return vec
+        return value
 
 
 def encode_texts(miner: Miner, texts: Sequence[str]) -> np.ndarray:
-    """Encode raw texts through the miner's embedding stage (same prefix and
-    normalisation as statements), via throwaway Statement objects."""
+    """Encode raw texts through the miner's embedder (same prefix and
+    normalisation as statements), bypassing its statement cache."""
+    embedder = getattr(miner, "embedder", None)
+    if embedder is not None and hasattr(embedder, "encode"):
+        return np.asarray(embedder.encode(list(texts)), dtype=np.float32)
     from nlp.types import Statement
     from peerlearn.nlp_adapter import make_statement
 

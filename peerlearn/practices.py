@@ -21,14 +21,18 @@ SUPPORT_SIMILARITY = 0.86  # raw e5 cosine; paraphrases across languages sit abo
 AUDIENCES = ("future_partnerships", "organisations", "funders")
 
 _FUNDER_CUES = {
-    "en": r"fund(er|ers|ing)|grant|donor|programme authorit|managing authorit|financ|budget|ministr|call for proposals|interreg",
+    "en": r"fund(er|ers|ing)|grant|donor|programme authorit|managing authorit|financ|budget"
+    r"|ministr|call for proposals|interreg",
     "sv": r"finansi|bidrag|anslag|vinnova|tillväxtverket|myndighet|budget|utlysning|stöd(et|)\b",
-    "pl": r"finansow|grant|dotacj|fundusz|budżet|ministerstw|instytucj\w* zarządzając|nabór|sponsor",
+    "pl": r"finansow|grant|dotacj|fundusz|budżet|ministerstw|instytucj\w* zarządzając|nabór"
+    r"|sponsor",
     "de": r"förder|finanzier|geldgeber|zuschuss|budget|ministerium|ausschreibung",
 }
 _ORG_CUES = {
-    "en": r"\b(our|each|every|the)\s+(own\s+)?(cluster|organisation|organization|member|team|staff|city|agency)|internally|in-house|cluster managers?",
-    "sv": r"\b(vår|vårt|våra|varje|egna?)\b|klusterorganisation|medlemsföretag|internt|klusterledare",
+    "en": r"\b(our|each|every|the)\s+(own\s+)?(cluster|organisation|organization|member|team"
+    r"|staff|city|agency)|internally|in-house|cluster managers?",
+    "sv": r"\b(vår|vårt|våra|varje|egna?)\b|klusterorganisation|medlemsföretag|internt"
+    r"|klusterledare",
     "pl": r"\b(nasz|nasza|nasze|każd|własn)\w*|wewnątrz|organizacj\w* klastr|członk",
     "de": r"\b(unser|jede|eigene)\w*|intern|clustermanag|mitglied",
 }

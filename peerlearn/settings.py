@@ -42,7 +42,10 @@ class Settings(BaseSettings):
     api_port: int = 8000
     model_dir: Path | None = Field(
         default=None,
-        description="sentence-transformers folder of multilingual-e5-small. Unset: HOME/models/e5-small.",
+        description=(
+            "sentence-transformers folder of multilingual-e5-small. "
+            "Unset: HOME/models/multilingual-e5-small."
+        ),
     )
     load_demo: bool = True
     log_level: str = Field(

@@ -42,7 +42,9 @@ def sign_payload(secret: str | bytes, body: bytes, now: float | None = None) -> 
     return f"t={t},v1={_mac(secret, t, body)}"
 
 
-def sign_payload_multi(secrets: Iterable[str | bytes], body: bytes, now: float | None = None) -> str:
+def sign_payload_multi(
+    secrets: Iterable[str | bytes], body: bytes, now: float | None = None
+) -> str:
     """One header signed with several secrets (during a rotation)."""
     t = int(time.time() if now is None else now)
     return ",".join([f"t={t}", *(f"v1={_mac(s, t, body)}" for s in secrets)])

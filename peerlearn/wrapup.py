@@ -374,4 +374,5 @@ async def enrich_wrapup(
     merged["practices"] = [p for t in sections["themes"] for p in t["practices"]]
     mined = render_markdown({"title": content.get("title") or "Lessons learnt", **sections})
     body = mined.split("\n", 2)[2] if mined.startswith("# ") else mined
-    return merged, markdown.rstrip() + "\n\n" + body.replace("## Open action items", "## Action items", 1)
+    body = body.replace("## Open action items", "## Action items", 1)
+    return merged, markdown.rstrip() + "\n\n" + body

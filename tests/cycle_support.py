@@ -68,7 +68,10 @@ def cycle_worker(
 
 
 async def create_programme(
-    pool: AsyncConnectionPool, *, webhook_url: str | None = None, time_zone: str = "Europe/Stockholm"
+    pool: AsyncConnectionPool,
+    *,
+    webhook_url: str | None = None,
+    time_zone: str = "Europe/Stockholm",
 ) -> str:
     pid = "prog-" + uuid.uuid4().hex[:8]
     await eventstore.append_event(
@@ -80,7 +83,9 @@ async def create_programme(
             "name": "Test programme",
             "time_zone": time_zone,
             "webhook_url": webhook_url,
-            "partners": [{"id": p, "name": p.upper(), "country": "SE", "kind": "cluster"} for p in PARTNERS],
+            "partners": [
+                {"id": p, "name": p.upper(), "country": "SE", "kind": "cluster"} for p in PARTNERS
+            ],
             "facilitators": [],
             "languages": ["en", "sv"],
         },
@@ -93,15 +98,24 @@ async def create_programme(
 def six_month_plan(t0: datetime) -> list[MeetingPlan]:
     """A kickoff, then five site visits a month apart, hosted in turn."""
     plan = [
-        MeetingPlan(meeting_id="kickoff", kind="kickoff", starts_at=t0 + timedelta(days=3),
-                    title="Digital kick-off", format="online")
+        MeetingPlan(
+            meeting_id="kickoff",
+            kind="kickoff",
+            starts_at=t0 + timedelta(days=3),
+            title="Digital kick-off",
+            format="online",
+        )
     ]
     for i, host in enumerate(PARTNERS, start=1):
         plan.append(
             MeetingPlan(
-                meeting_id=f"visit-{i}", kind="site_visit", host=host,
-                starts_at=t0 + timedelta(days=30 * i), duration=timedelta(days=1),
-                title=f"Site visit {i} at {host}", topics=["innovation support"],
+                meeting_id=f"visit-{i}",
+                kind="site_visit",
+                host=host,
+                starts_at=t0 + timedelta(days=30 * i),
+                duration=timedelta(days=1),
+                title=f"Site visit {i} at {host}",
+                topics=["innovation support"],
             )
         )
     return plan

@@ -44,7 +44,9 @@ def _probe_router() -> APIRouter:
         return {"key": principal.key_id, "filter": principal.programme_filter()}
 
     @r.post("/programmes/{programme_id}/cycles")
-    async def start(programme_id: str, principal: Principal = require(Role.manager)) -> dict[str, str]:
+    async def start(
+        programme_id: str, principal: Principal = require(Role.manager)
+    ) -> dict[str, str]:
         principal.check_programme(programme_id)
         return {"ok": "started"}
 
@@ -112,7 +114,9 @@ def test_key_spec_is_validated(database_url: str) -> None:
 # --- 401 --------------------------------------------------------------------------
 
 
-async def test_no_key_wrong_scheme_malformed_unknown_are_401(client: httpx.AsyncClient, database_url: str) -> None:
+async def test_no_key_wrong_scheme_malformed_unknown_are_401(
+    client: httpx.AsyncClient, database_url: str
+) -> None:
     url = "/v1/probe/programmes/p1"
     _is_401(await client.get(url))
     _is_401(await client.get(url, headers={"Authorization": "Basic dXNlcjpwYXNz"}))
@@ -160,7 +164,9 @@ async def test_every_v1_route_needs_a_key(app: FastAPI, client: httpx.AsyncClien
         for method in ops:
             if method.upper() not in ("GET", "POST", "PUT", "PATCH", "DELETE"):
                 continue
-            body = {} if method.upper() in ("POST", "PUT", "PATCH") else None
+            body: dict[str, object] | None = None
+            if method.upper() in ("POST", "PUT", "PATCH"):
+                body = {}
             _is_401(await client.request(method.upper(), url, json=body))
             checked += 1
     assert checked >= 3
@@ -188,7 +194,9 @@ async def test_grant_and_role_are_enforced(client: httpx.AsyncClient, database_u
     assert r.status_code == 200 and r.json()["filter"] is None
 
 
-async def test_partner_submits_only_for_its_own_organisation(client: httpx.AsyncClient, database_url: str) -> None:
+async def test_partner_submits_only_for_its_own_organisation(
+    client: httpx.AsyncClient, database_url: str
+) -> None:
     partner = key_headers(database_url, "partner", ["p1"], organisation="org-a")
     url = "/v1/probe/programmes/{p}/notes/{o}"
     assert (await client.post(url.format(p="p1", o="org-a"), headers=partner)).status_code == 200
@@ -234,13 +242,29 @@ def _cli(database_url: str, *args: str) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, "DATABASE_URL": database_url}
     return subprocess.run(
         [sys.executable, "-m", "peerlearn.cli", "keys", *args],
-        capture_output=True, text=True, env=env, cwd=REPO, timeout=120,
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=REPO,
+        timeout=120,
     )
 
 
 def test_cli_create_list_revoke(database_url: str) -> None:
-    out = _cli(database_url, "create", "--role", "partner", "--programme", "p1",
-               "--organisation", "org-a", "--expires-in-days", "30", "--name", "cli")
+    out = _cli(
+        database_url,
+        "create",
+        "--role",
+        "partner",
+        "--programme",
+        "p1",
+        "--organisation",
+        "org-a",
+        "--expires-in-days",
+        "30",
+        "--name",
+        "cli",
+    )
     assert out.returncode == 0, out.stderr
     key_id = re.search(r"key id:\s+(\w+)", out.stdout).group(1)  # type: ignore[union-attr]
     token = re.search(r"key:\s+(\S+)", out.stdout).group(1)  # type: ignore[union-attr]

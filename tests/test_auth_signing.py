@@ -118,7 +118,9 @@ async def test_outbox_delivery_is_signed_and_verifiable(
     await pool.open()
     try:
         acts = NotifyActivities(pool, Settings(database_url=fresh_database_url))
-        out = await ActivityEnvironment().run(acts.deliver_outbox, DeliverOutboxInput(cycle_id="cyc-s"))
+        out = await ActivityEnvironment().run(
+            acts.deliver_outbox, DeliverOutboxInput(cycle_id="cyc-s")
+        )
     finally:
         await pool.close()
     assert out.delivered == 2 and out.failed == 0

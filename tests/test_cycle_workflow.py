@@ -10,10 +10,6 @@ import uuid
 from datetime import datetime, timedelta
 from pathlib import Path
 
-from psycopg_pool import AsyncConnectionPool
-from temporalio.client import WorkflowHandle
-from temporalio.testing import WorkflowEnvironment
-
 from cycle_support import (
     FAIL_MINING,
     StubMining,
@@ -23,8 +19,12 @@ from cycle_support import (
     event_types,
     six_month_plan,
 )
+from psycopg_pool import AsyncConnectionPool
+from temporalio.client import WorkflowHandle
+from temporalio.testing import WorkflowEnvironment
+
 from workflows.cycle import PeerLearningCycle
-from workflows.types import CycleResult, SubmitNoteInput, workflow_id_for
+from workflows.types import SubmitNoteInput, workflow_id_for
 
 HISTORIES = Path(__file__).parent / "histories"
 CLOSE = timedelta(minutes=1)  # a timer fires within this of its due time
@@ -36,12 +36,17 @@ async def _sleep_until(env: WorkflowEnvironment, at: datetime) -> None:
         await env.sleep(at - now)
 
 
-async def _note(handle: WorkflowHandle, meeting_id: str, org: str, text: str, key: str | None = None) -> str:
+async def _note(
+    handle: WorkflowHandle, meeting_id: str, org: str, text: str, key: str | None = None
+) -> str:
     out = await handle.execute_update(
         PeerLearningCycle.submit_notes,
         SubmitNoteInput(
-            meeting_id=meeting_id, client_key=key or uuid.uuid4().hex, author_organisation=org,
-            language="en", text=text,
+            meeting_id=meeting_id,
+            client_key=key or uuid.uuid4().hex,
+            author_organisation=org,
+            language="en",
+            text=text,
         ),
     )
     return out.note_id
@@ -60,7 +65,10 @@ async def test_six_month_cycle_completes_under_time_skipping(
     mining = StubMining(pool)
     async with cycle_worker(env.client, pool, tq, mining):
         handle = await env.client.start_workflow(
-            PeerLearningCycle.run, inp, id=workflow_id_for(cycle_id), task_queue=tq,
+            PeerLearningCycle.run,
+            inp,
+            id=workflow_id_for(cycle_id),
+            task_queue=tq,
             execution_timeout=timedelta(days=400),
         )
         first_run = handle.first_execution_run_id
@@ -70,7 +78,9 @@ async def test_six_month_cycle_completes_under_time_skipping(
         # Visits 1-4: notes after the first reminder (due-3d), before the second (due-1d).
         for m in plan[1:5]:
             await _sleep_until(env, m.starts_at + timedelta(days=5))
-            text = "Peers liked the matchmaking events." + (f" {FAIL_MINING}" if m.meeting_id == "visit-2" else "")
+            text = "Peers liked the matchmaking events." + (
+                f" {FAIL_MINING}" if m.meeting_id == "visit-2" else ""
+            )
             await _note(handle, m.meeting_id, m.host or "p1", text)
         # Visit 5 never gets notes: two reminders, then one escalation.
         # The start handle unlocks time skipping while it waits (and follows
@@ -79,7 +89,9 @@ async def test_six_month_cycle_completes_under_time_skipping(
         assert result.status == "completed"
         if os.environ.get("PEERLEARN_RECORD_HISTORIES"):
             for name, run_id in (("six_month_first_run", first_run), ("six_month_last_run", None)):
-                h = await env.client.get_workflow_handle(workflow_id_for(cycle_id), run_id=run_id).fetch_history()
+                h = await env.client.get_workflow_handle(
+                    workflow_id_for(cycle_id), run_id=run_id
+                ).fetch_history()
                 (HISTORIES / f"{name}.json").write_text(h.to_json())
         # continue-as-new kept every run's history bounded
         status = await handle.query(PeerLearningCycle.status)
@@ -93,8 +105,17 @@ async def test_six_month_cycle_completes_under_time_skipping(
     assert types.count("ReminderSent") == 6
     assert types.count("NotesOverdue") == 1
     assert types.count("NoteWindowClosed") == 5
-    core = [t for t in types if t in ("MeetingHeld", "NotesOverdue", "WrapUpPublished", "FollowUpDue", "CycleCompleted")]
-    assert core == ["MeetingHeld"] * 6 + ["NotesOverdue", "WrapUpPublished", "FollowUpDue", "CycleCompleted"]
+    core = [
+        t
+        for t in types
+        if t in ("MeetingHeld", "NotesOverdue", "WrapUpPublished", "FollowUpDue", "CycleCompleted")
+    ]
+    assert core == ["MeetingHeld"] * 6 + [
+        "NotesOverdue",
+        "WrapUpPublished",
+        "FollowUpDue",
+        "CycleCompleted",
+    ]
 
     async with pool.connection() as conn:
         cur = await conn.execute(
@@ -103,13 +124,16 @@ async def test_six_month_cycle_completes_under_time_skipping(
         versions = [r["version"] for r in await cur.fetchall()]
         assert versions == list(range(1, len(versions) + 1))  # gap-free, no duplicates
         cur = await conn.execute(
-            "SELECT kind, meeting_id, created_at FROM outbox WHERE cycle_id = %s ORDER BY created_at, id",
+            "SELECT kind, meeting_id, created_at FROM outbox WHERE cycle_id = %s"
+            " ORDER BY created_at, id",
             (cycle_id,),
         )
         outbox = await cur.fetchall()
         cur = await conn.execute("SELECT * FROM reports WHERE cycle_id = %s", (cycle_id,))
         report = await cur.fetchone()
-        cur = await conn.execute("SELECT * FROM action_items WHERE cycle_id = %s ORDER BY id", (cycle_id,))
+        cur = await conn.execute(
+            "SELECT * FROM action_items WHERE cycle_id = %s ORDER BY id", (cycle_id,)
+        )
         actions = await cur.fetchall()
         cur = await conn.execute("SELECT status, phase FROM cycles WHERE id = %s", (cycle_id,))
         cyc = await cur.fetchone()
@@ -118,8 +142,12 @@ async def test_six_month_cycle_completes_under_time_skipping(
     for row in outbox:
         by_kind.setdefault(row["kind"], []).append(row)
     assert {k: len(v) for k, v in by_kind.items()} == {
-        "self_assessment": 5, "preparation_pack": 6, "reminder": 6, "escalation": 1,
-        "wrapup_published": 1, "follow_up": 1,
+        "self_assessment": 5,
+        "preparation_pack": 6,
+        "reminder": 6,
+        "escalation": 1,
+        "wrapup_published": 1,
+        "follow_up": 1,
     }
     starts = {m.meeting_id: m.starts_at for m in plan}
     for row in by_kind["preparation_pack"]:

@@ -86,7 +86,9 @@ JSON = {"Content-Type": "application/json"}
 
 
 async def test_valid_body_passes(client: httpx.AsyncClient) -> None:
-    r = await client.post("/v1/probe-limits/echo", json={"text": "zażółć gęślą jaźń ✓", "items": [1]})
+    r = await client.post(
+        "/v1/probe-limits/echo", json={"text": "zażółć gęślą jaźń ✓", "items": [1]}
+    )
     assert r.status_code == 200 and r.json() == {"chars": 19, "items": 1}
 
 
@@ -117,7 +119,9 @@ async def test_chunked_body_over_limit_is_413(client: httpx.AsyncClient) -> None
 
 
 async def test_bad_content_length_is_400(client: httpx.AsyncClient) -> None:
-    r = await client.post("/v1/probe-limits/echo", content=b"{}", headers={**JSON, "Content-Length": "-1"})
+    r = await client.post(
+        "/v1/probe-limits/echo", content=b"{}", headers={**JSON, "Content-Length": "-1"}
+    )
     _problem(r, 400, "Content-Length")
 
 
@@ -135,7 +139,9 @@ async def test_bad_content_length_is_400(client: httpx.AsyncClient) -> None:
         (b'{"items": ' + b'{"a":' * 50 + b"1" + b"}" * 50 + b"}", 422, "nested"),
     ],
 )
-async def test_bad_json_is_refused(client: httpx.AsyncClient, body: bytes, status: int, needle: str) -> None:
+async def test_bad_json_is_refused(
+    client: httpx.AsyncClient, body: bytes, status: int, needle: str
+) -> None:
     _problem(await client.post("/v1/probe-limits/echo", content=body, headers=JSON), status, needle)
 
 
@@ -170,9 +176,9 @@ def test_note_and_page_limits(settings: Settings) -> None:
             check_note_text(bad, settings)
         assert info.value.status == 422 and needle in info.value.detail
     assert page_size(None, settings) == 50 and page_size(7, settings) == 7
-    for bad in (0, -1, 51, 10**12):
+    for too_many in (0, -1, 51, 10**12):
         with pytest.raises(Problem):
-            page_size(bad, settings)
+            page_size(too_many, settings)
 
 
 # --- the same limits on a real socket ------------------------------------------------

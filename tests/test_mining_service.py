@@ -112,7 +112,9 @@ async def test_theme_mining_workflow_progress_and_cross_lingual_theme(
     model = await _rows(pool, "SELECT scope FROM theme_models")
     assert model == [{"scope": "all"}]
     practices = await _rows(pool, "SELECT * FROM practices")
-    assert practices and all(p["support_statements"] for p in practices)
+    kinds = await _rows(pool, "SELECT kind, count(*) AS n, count(theme_id) AS t FROM statements"
+                        " GROUP BY kind")
+    assert practices and all(p["support_statements"] for p in practices), kinds
 
 
 async def test_note_submission_assigns_existing_themes(
@@ -181,3 +183,34 @@ async def test_mining_schedule_is_created_once(
     assert desc.schedule.action.workflow == THEME_MINING  # type: ignore[union-attr]
     assert desc.schedule.spec.intervals[0].every.total_seconds() == 24 * 3600
     await client.get_schedule_handle(sid).delete()
+
+
+async def test_assign_note_themes_reads_the_cycle_read_models(
+    acts: MiningActivities, pool: AsyncConnectionPool
+) -> None:
+    from temporalio.testing import ActivityEnvironment
+
+    from workflows.mining_contract import AssignNoteThemesInput
+
+    async with pool.connection() as conn:
+        await conn.execute(
+            "INSERT INTO meetings (cycle_id, id, kind, format, starts_at, ends_at, state,"
+            " held_at, updated_at) VALUES ('gt-9', 'v9', 'site_visit', 'on_site',"
+            " '2025-02-03T09:00Z', '2025-02-03T11:00Z', 'held', '2025-02-03T11:00Z', now())"
+        )
+        await conn.execute(
+            "INSERT INTO notes (id, cycle_id, programme_id, meeting_id, author_organisation,"
+            " language, text, client_key, submitted_at) VALUES ('rm-1', 'gt-9', 'greentech',"
+            " 'v9', 'vast-kluster', 'sv', %s, 'k1', now())",
+            ("- Vi rekommenderar korta digitala träffar varje vecka för att hålla medlemmarna"
+             " engagerade under en kris.",),
+        )
+        await conn.commit()
+    out = await ActivityEnvironment().run(
+        acts.assign_note_themes, AssignNoteThemesInput("rm-1", "gt-9", "v9")
+    )
+    assert out.statement_count == 1
+    row = (await _rows(pool, "SELECT * FROM statements WHERE note_id = 'rm-1'"))[0]
+    assert row["programme_id"] == "greentech" and row["organisation_id"] == "vast-kluster"
+    assert str(row["source_date"]) == "2025-02-03" and row["language"] == "sv"
+    assert row["theme_id"] in out.theme_ids

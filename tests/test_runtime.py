@@ -6,6 +6,7 @@ The tests in this module run in order on one stack (starting it costs ~5 s).
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -85,7 +86,8 @@ class Stack:
         return f"http://127.0.0.1:{self.api_port}"
 
     def state(self) -> dict[str, Any]:
-        return json.loads((self.home / "run.json").read_text())  # type: ignore[no-any-return]
+        data: dict[str, Any] = json.loads((self.home / "run.json").read_text())
+        return data
 
     def start(self, timeout: float = 90.0) -> None:
         self.log = self.home.parent / f"{self.home.name}-{time.time_ns()}.log"
@@ -163,10 +165,8 @@ def stack(model_dir: Path) -> Iterator[Stack]:
 
 
 def with_suppress_kill(pid: int) -> None:
-    try:
+    with contextlib.suppress(ProcessLookupError):
         os.kill(pid, signal.SIGKILL)
-    except ProcessLookupError:
-        pass
 
 
 def test_first_start_reaches_health_200(stack: Stack) -> None:
@@ -244,7 +244,8 @@ def test_crashed_worker_and_api_are_restarted(stack: Stack) -> None:
             break
         time.sleep(0.3)
     else:
-        raise AssertionError(f"not restarted: {stack.state()} {stack.log and stack.log.read_text()}")
+        log = stack.log.read_text() if stack.log else ""
+        raise AssertionError(f"not restarted: {stack.state()} {log}")
     stack.remember()
     assert stack.proc is not None and stack.proc.poll() is None
 

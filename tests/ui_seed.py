@@ -85,10 +85,22 @@ def _hash(text: str) -> str:
 
 
 def embed(model_dir: Path, texts: list[str]) -> list[Any]:
-    from nlp.model import load_sentence_transformer
+    """Through the service's own miner (same prefix and normalisation as search).
 
-    model = load_sentence_transformer(model_dir)
-    return list(model.encode([f"query: {t}" for t in texts], normalize_embeddings=True))
+    The miner is process-wide, so an API running in this process (the UI test's
+    uvicorn thread) finds it loaded and its first search is fast.
+    """
+    from nlp.pipeline import Miner
+
+    from peerlearn.miner_service import _miners, encode_texts, set_miner
+    from peerlearn.settings import Settings
+
+    settings = Settings(model_dir=model_dir)
+    miner = _miners.get(model_dir)
+    if miner is None:  # search needs only the encoder: skip the miner's full warm-up
+        miner = Miner.from_model_dir(model_dir)
+        set_miner(settings, miner)
+    return list(encode_texts(miner, texts))
 
 
 def seed(conninfo: str, model_dir: Path) -> dict[str, Any]:

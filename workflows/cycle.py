@@ -18,6 +18,7 @@ a moved meeting or a pause re-plans the timers instead of leaving stale ones.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any
@@ -89,7 +90,9 @@ _ACTION_RANK = {
     "follow_up": 6,
 }
 
-_APPEND_RETRY = RetryPolicy(initial_interval=timedelta(seconds=1), maximum_interval=timedelta(seconds=30))
+_APPEND_RETRY = RetryPolicy(
+    initial_interval=timedelta(seconds=1), maximum_interval=timedelta(seconds=30)
+)
 _MINING_RETRY = RetryPolicy(
     initial_interval=timedelta(seconds=5), maximum_attempts=3, backoff_coefficient=2.0
 )
@@ -198,9 +201,11 @@ class PeerLearningCycle:
                 await self._mark_held(self._held_signals.pop(0))
             if self.state.paused:
                 await workflow.wait_condition(
-                    lambda: not self.state.paused
-                    or self._cancel_requested is not None
-                    or bool(self._held_signals)
+                    lambda: (
+                        not self.state.paused
+                        or self._cancel_requested is not None
+                        or bool(self._held_signals)
+                    )
                 )
                 continue
             if self._should_continue_as_new():
@@ -220,12 +225,10 @@ class PeerLearningCycle:
                 await self._perform(step, now)
                 continue
             self._wake = False
-            try:
+            with contextlib.suppress(TimeoutError):  # the deadline came: loop and act
                 await workflow.wait_condition(
                     lambda: self._wake, timeout=step.at - now, timeout_summary=step.action
                 )
-            except asyncio.TimeoutError:
-                pass
 
     # ------------------------------------------------------------ planning
 
@@ -242,7 +245,9 @@ class PeerLearningCycle:
         steps: list[_Step] = []
         if m.state == SCHEDULED:
             if self.state.self_assessment and p.kind == "site_visit" and not m.self_assessment_sent:
-                steps.append(_Step(p.starts_at - self.pol.self_assessment_lead, "self_assessment", m))
+                steps.append(
+                    _Step(p.starts_at - self.pol.self_assessment_lead, "self_assessment", m)
+                )
             if not m.prep_sent:
                 steps.append(_Step(p.starts_at - self.pol.prep_pack_lead, "preparation_pack", m))
             steps.append(_Step(p.starts_at, "meeting_held", m))
@@ -286,9 +291,7 @@ class PeerLearningCycle:
             )
         elif step.action == "preparation_pack":
             m.prep_sent = True
-            await self._append(
-                "PreparationPackSent", {**plan_payload(m.plan), "meeting_id": mid}
-            )
+            await self._append("PreparationPackSent", {**plan_payload(m.plan), "meeting_id": mid})
         elif step.action == "meeting_held":
             await self._hold(m, m.plan.starts_at, marked=False)
         elif step.action == "reminder":
@@ -378,7 +381,9 @@ class PeerLearningCycle:
 
     async def _complete(self) -> CycleResult:
         await self._append("FollowUpDue", {"report_id": self.state.report_id})
-        await workflow.wait_condition(lambda: self._background == 0 and workflow.all_handlers_finished())
+        await workflow.wait_condition(
+            lambda: self._background == 0 and workflow.all_handlers_finished()
+        )
         self.state.phase = PHASE_COMPLETED
         await self._append("CycleCompleted", {"report_id": self.state.report_id})
         return CycleResult(
@@ -391,7 +396,9 @@ class PeerLearningCycle:
     async def _cancel(self, reason: str) -> CycleResult:
         self.state.phase = PHASE_CANCELLED
         self.state.cancel_reason = reason
-        await workflow.wait_condition(lambda: self._background == 0 and workflow.all_handlers_finished())
+        await workflow.wait_condition(
+            lambda: self._background == 0 and workflow.all_handlers_finished()
+        )
         await self._append("CycleCancelled", {"reason": reason})
         return CycleResult(cycle_id=self.inp.cycle_id, status="cancelled", events=self.state.seq)
 
@@ -546,9 +553,7 @@ class PeerLearningCycle:
                 raise rejected("a site visit needs a host partner")
             return
         if host not in self.inp.partners:
-            raise rejected(
-                f"host {host!r} is not a partner of programme {self.inp.programme_id!r}"
-            )
+            raise rejected(f"host {host!r} is not a partner of programme {self.inp.programme_id!r}")
 
     # ------------------------------------------------------------ updates
 
@@ -674,7 +679,9 @@ class PeerLearningCycle:
             return  # a replay of an accepted submission: answer it again
         m = self._find(inp.meeting_id)
         if m is None:
-            raise not_found(f"meeting {inp.meeting_id!r} is not part of cycle {self.inp.cycle_id!r}")
+            raise not_found(
+                f"meeting {inp.meeting_id!r} is not part of cycle {self.inp.cycle_id!r}"
+            )
         if m.state == CANCELLED:
             raise rejected(f"meeting {inp.meeting_id!r} is cancelled; it takes no notes")
         if m.state != HELD:
@@ -770,7 +777,9 @@ class PeerLearningCycle:
             for m in st.meetings:
                 if m.state == HELD and not m.window_closed and not self._notes_complete(m):
                     for t in self._reminder_times(m)[m.reminders_sent :]:
-                        pending.append(Deadline(at=t, action="reminder", meeting_id=m.plan.meeting_id))
+                        pending.append(
+                            Deadline(at=t, action="reminder", meeting_id=m.plan.meeting_id)
+                        )
         return CycleStatus(
             cycle_id=self.inp.cycle_id,
             programme_id=self.inp.programme_id,

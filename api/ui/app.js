@@ -3,7 +3,7 @@
 
 import { ApiError, get, getAll, itemsOf, onAuthError, storeKey, storedKey } from "./api.js";
 import {
-  assignThemeColours, colourFor, drawThemeMap, drawTimeline, drawTrend, fillMonths, purge,
+  assignThemeColours, colourFor, drawThemeMap, drawTimeline, drawTrend, fillMonths, loadPlotly, purge,
   STATE_COLOURS,
 } from "./charts.js";
 
@@ -16,10 +16,12 @@ function h(tag, attrs, ...children) {
     if (k === "class") el.className = v;
     else if (k === "text") el.textContent = v;
     else if (k.startsWith("on")) el.addEventListener(k.slice(2), v);
-    else if (k === "style" && typeof v === "object") Object.assign(el.style, v);
+    else if (k === "style" && typeof v === "object") {
+      for (const [prop, val] of Object.entries(v)) el.style.setProperty(prop.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`), val);
+    }
     else el.setAttribute(k, v === true ? "" : String(v));
   }
-  for (const c of children.flat()) {
+  for (const c of children.flat(Infinity)) {
     if (c === undefined || c === null || c === false) continue;
     el.append(c instanceof Node ? c : document.createTextNode(String(c)));
   }
@@ -27,6 +29,14 @@ function h(tag, attrs, ...children) {
 }
 
 const $ = (sel) => document.querySelector(sel);
+
+/** replaceChildren without the "null" text nodes it would make of skipped parts. */
+function fill(el, ...kids) {
+  el.replaceChildren(...kids.flat(Infinity).filter((k) => k !== null && k !== undefined && k !== false));
+}
+
+/** The cycle API gives instants as {utc, local}; everything else as ISO strings. */
+const instant = (v) => (v && typeof v === "object" ? v.utc || v.local : v);
 
 function errorBox(err) {
   const msg = err instanceof ApiError ? err.message : err && err.message ? err.message : String(err);
@@ -77,6 +87,12 @@ function fmtDate(value, { time = false, zone } = {}) {
   } catch {
     return new Intl.DateTimeFormat("en-GB", opts).format(d);
   }
+}
+
+function fmtMonth(value) {
+  const d = new Date(value);
+  if (Number.isNaN(d.getTime())) return String(value);
+  return new Intl.DateTimeFormat("en-GB", { month: "short", year: "numeric" }).format(d);
 }
 
 function relative(value) {
@@ -189,13 +205,13 @@ function setHashParams(base, params) {
 }
 
 function show(view) {
-  for (const s of document.querySelectorAll("[data-view]")) s.hidden = s.dataset.view !== view;
+  for (const s of document.querySelectorAll("main > [data-view]")) s.hidden = s.dataset.view !== view;
   const top = view === "theme" ? "themes" : view === "cycle" ? "cycles" : view;
   for (const a of document.querySelectorAll("[data-nav]")) {
     if (a.dataset.nav === top) a.setAttribute("aria-current", "page");
     else a.removeAttribute("aria-current");
   }
-  document.body.dataset.view = view;
+  document.body.dataset.currentView = view;
 }
 
 function focusHeading(sel) {
@@ -344,7 +360,7 @@ function renderRecurrenceRows(items) {
           const n = (t.languages || {})[l] || 0;
           return h("td", { class: n ? "num" : "num zero" }, n);
         }),
-        h("td", { class: "nowrap" }, r.last_seen ? fmtDate(r.last_seen) : "—"),
+        h("td", { class: "nowrap" }, r.last_seen ? fmtMonth(r.last_seen) : "—"),
       );
     }),
   );
@@ -436,7 +452,14 @@ function practiceItem(p, i) {
       p.audience && kind === "recommendation" ? h("span", { class: "muted small" }, `for ${humanise(p.audience)}`) : null,
     ),
     h("blockquote", { lang: lang || undefined }, text),
-    sources.length ? h("p", { class: "sources small" }, "Said in: ", sources.slice(0, 4).map((s, j) => [j ? "; " : "", sourceLine(s)])) : null,
+    sources.length
+      ? h("p", { class: "sources small" }, "Said by ", sources.slice(0, 6).map((s, j) => [
+        j ? ", " : "",
+        s.language ? langBadge(s.language) : null,
+        pick(s, "organisation_name", "organisation_id", "organisation") || "?",
+        ` (${[pick(s, "cycle_title", "cycle_id"), s.date ? fmtMonth(s.date) : null].filter(Boolean).join(", ")})`,
+      ]), sources.length > 6 ? ` and ${sources.length - 6} more` : "")
+      : null,
   );
 }
 
@@ -451,8 +474,8 @@ async function viewTheme(id, seq) {
     box.replaceChildren(h("h1", { id: "theme-title", tabindex: "-1" }, "Theme"), errorBox(err));
     return;
   }
+  await loadMap().catch(() => null); // colours follow the map's order (cached after the first)
   if (seq !== routeSeq) return;
-  loadMap().catch(() => null); // colours follow the map's order
   document.title = `${theme.label} · peerlearn`;
   const r = recurrenceOf(theme);
   const langs = Object.entries(theme.languages || {}).sort((a, b) => b[1] - a[1]);
@@ -462,7 +485,7 @@ async function viewTheme(id, seq) {
   const sources = theme.sources || [];
   const trendEl = h("div", { class: "chart chart-trend", id: "theme-trend", role: "img", "aria-label": `Statements per month about ${theme.label}` });
 
-  box.replaceChildren(
+  fill(box,
     h("header", { class: "theme-head" },
       h("span", { class: "swatch big", style: { background: colourFor(theme.id) }, "aria-hidden": "true" }),
       h("div", {},
@@ -623,22 +646,23 @@ async function viewCycles(seq) {
     tbody.replaceChildren(h("tr", {}, h("td", { colspan: 6, class: "empty" }, "No cycles yet. A manager starts one with POST /v1/cycles.")));
     return;
   }
-  tbody.replaceChildren(
-    ...cycles.map((c) => {
-      const id = cycleIdOf(c);
-      const next = c.next_deadline;
-      const status = c.status || c.phase || "";
-      const meetings = Array.isArray(c.meetings) ? c.meetings.length : c.meeting_count ?? c.meetings ?? "—";
-      return h("tr", {},
-        h("th", { scope: "row" }, h("a", { href: `#/cycles/${encodeURIComponent(id)}` }, c.title || id), h("span", { class: "muted small mono" }, ` ${id}`)),
-        h("td", {}, c.programme_name || c.programme_id || "—"),
-        h("td", {}, h("span", { class: `pill pill-${status}` }, humanise(status)), c.phase && c.phase !== status ? h("span", { class: "muted small" }, ` ${humanise(c.phase)}`) : null),
-        h("td", { class: "num" }, meetings),
-        h("td", {}, next && next.at ? [humanise(next.action), h("span", { class: "muted small" }, ` ${fmtDate(next.at, { time: true })} (${relative(next.at)})`)] : "—"),
-        h("td", { class: "nowrap" }, fmtDate(c.ends_at)),
-      );
-    }),
-  );
+  try {
+    await loadProgrammes();
+  } catch {
+    /* names fall back to ids */
+  }
+  const names = new Map((state.programmes || []).map((p) => [p.id, p.name]));
+  fill(tbody, cycles.map((c) => {
+    const id = cycleIdOf(c);
+    return h("tr", {},
+      h("th", { scope: "row" }, h("a", { href: `#/cycles/${encodeURIComponent(id)}` }, c.title || id), h("span", { class: "muted small mono" }, ` ${id}`)),
+      h("td", {}, names.get(c.programme_id) || c.programme_id || "—"),
+      h("td", {}, h("span", { class: `pill pill-${c.status}` }, humanise(c.status || "—"))),
+      h("td", {}, humanise(c.phase || "—")),
+      h("td", { class: "nowrap" }, fmtDate(instant(c.ends_at))),
+      h("td", { class: "nowrap" }, c.updated_at ? `${fmtDate(instant(c.updated_at), { time: true })}` : "—"),
+    );
+  }));
 }
 
 async function viewCycle(id, seq) {
@@ -659,6 +683,10 @@ async function viewCycle(id, seq) {
   const meetings = (c.meetings || [])
     .map((m) => ({
       ...m,
+      starts_at: instant(m.starts_at),
+      ends_at: instant(m.ends_at),
+      held_at: instant(m.held_at),
+      notes_due_at: instant(m.notes_due_at),
       meeting_id: m.meeting_id || m.id,
       escalated: Boolean(m.escalated || m.escalated_at),
       theme_ids: m.theme_ids || (m.themes || []).map((t) => (typeof t === "string" ? t : t.id)),
@@ -667,11 +695,11 @@ async function viewCycle(id, seq) {
   loadMap().catch(() => null); // theme labels for the meetings' themes
   document.title = `${c.title || id} · peerlearn`;
   const status = c.status || c.phase;
-  const next = c.next_deadline;
+  const next = c.next_deadline ? { ...c.next_deadline, at: instant(c.next_deadline.at) } : null;
   const counts = { held: 0, scheduled: 0, cancelled: 0 };
   for (const m of meetings) counts[m.state] = (counts[m.state] || 0) + 1;
   const chart = h("div", { class: "chart chart-timeline", id: "cycle-timeline", role: "img", "aria-label": "Timeline of the cycle's meetings and note deadlines" });
-  box.replaceChildren(
+  fill(box,
     h("header", { class: "cycle-head" },
       h("h1", { id: "cycle-title", tabindex: "-1" }, c.title || id),
       h("p", { class: "muted" }, h("span", { class: "mono" }, cycleIdOf(c) || id), " · programme ", c.programme_id || "—", " · times in ", zone),
@@ -681,7 +709,7 @@ async function viewCycle(id, seq) {
       h("div", {}, h("dt", {}, "Phase"), h("dd", {}, humanise(c.phase || "—"))),
       h("div", {}, h("dt", {}, "Meetings"), h("dd", {}, `${counts.held} held · ${counts.scheduled} scheduled${counts.cancelled ? ` · ${counts.cancelled} cancelled` : ""}`)),
       h("div", {}, h("dt", {}, "Next deadline"), h("dd", {}, next && next.at ? `${humanise(next.action)} · ${fmt(next.at)} (${relative(next.at)})` : "—")),
-      h("div", {}, h("dt", {}, "Ends"), h("dd", {}, fmtDate(c.ends_at))),
+      h("div", {}, h("dt", {}, "Ends"), h("dd", {}, fmtDate(instant(c.ends_at)))),
       c.cancel_reason ? h("div", {}, h("dt", {}, "Cancelled because"), h("dd", {}, c.cancel_reason)) : null,
     ),
     h("section", { class: "card", "aria-labelledby": "timeline-title" },
@@ -716,7 +744,7 @@ async function viewCycle(id, seq) {
       ? h("section", { class: "card", "aria-labelledby": "reminders-title" },
         h("h2", { id: "reminders-title" }, "Coming up"),
         h("ul", { class: "upcoming" }, c.pending_reminders.slice(0, 10).map((d) =>
-          h("li", {}, h("span", { class: "nowrap" }, fmt(d.at)), " · ", humanise(d.action), d.meeting_id ? h("span", { class: "muted" }, ` (${d.meeting_id})`) : null))),
+          h("li", {}, h("span", { class: "nowrap" }, fmt(instant(d.at))), " · ", humanise(d.action), d.meeting_id ? h("span", { class: "muted" }, ` (${d.meeting_id})`) : null))),
       )
       : null,
   );
@@ -800,6 +828,7 @@ function init() {
   window.addEventListener("hashchange", route);
   if (storedKey() === null) askForKey();
   else route();
+  loadPlotly().catch(() => null); // 1.4 MB compressed: fetch it while the first answers arrive
 }
 
 init();

@@ -194,7 +194,10 @@ export async function drawTrend(el, months, colour) {
     plot_bgcolor: "rgba(0,0,0,0)",
     bargap: 0.25,
     xaxis: { type: "date", tickformat: "%b %Y", showgrid: false, dtick: months.length > 14 ? "M3" : "M1" },
-    yaxis: { rangemode: "tozero", gridcolor: "#eef1f4", title: { text: "statements", standoff: 6 }, tickformat: "d" },
+    yaxis: {
+      rangemode: "tozero", gridcolor: "#eef1f4", title: { text: "statements", standoff: 6 }, tickformat: "d",
+      dtick: Math.max(...months.map((m) => m.count)) <= 8 ? 1 : undefined,
+    },
   };
   await Plotly.react(el, [trace], layout, { ...CONFIG, displayModeBar: false });
 }
@@ -273,21 +276,22 @@ export async function drawTimeline(el, meetings, { now, nextDeadline, fmt }) {
     shapes.push({ type: "line", xref: "x", yref: "paper", x0: nextDeadline.at, x1: nextDeadline.at, y0: 0, y1: 1, line: { color: "#e15759", width: 1.5 } });
     annotations.push({ xref: "x", yref: "paper", x: nextDeadline.at, y: 1, yanchor: "bottom", xanchor: "left", text: "next deadline", showarrow: false, font: { size: 11, color: "#c23b3e" } });
   }
+  const height = Math.max(240, 110 + 38 * meetings.length);
+  const bottom = 96; // date ticks on two lines, then the legend
   const layout = {
     font: FONT,
-    height: Math.max(220, 70 + 38 * meetings.length),
-    margin: { l: 220, r: 16, t: 28, b: 36 },
+    height,
+    margin: { l: 220, r: 16, t: 28, b: bottom },
     paper_bgcolor: "rgba(0,0,0,0)",
     plot_bgcolor: "#fbfcfd",
     hovermode: "closest",
     hoverlabel: { bgcolor: "#ffffff", bordercolor: "#c3ccd5", font: { ...FONT, size: 13 }, align: "left" },
     xaxis: { type: "date", gridcolor: "#eef1f4", tickformat: "%d %b\n%Y" },
     yaxis: { type: "category", autorange: "reversed", categoryorder: "array", categoryarray: rows, automargin: true },
-    legend: { orientation: "h", y: -0.12, x: 0, yanchor: "top" },
+    legend: { orientation: "h", x: 0, y: -58 / (height - 28 - bottom), yanchor: "top" },
     shapes,
     annotations,
   };
-  layout.margin.b = 70;
   await Plotly.react(el, traces, layout, { ...CONFIG, displayModeBar: false });
 }
 

@@ -1,0 +1,149 @@
+"""/v1/cycles/{cycle_id}/.../notes: submit meeting notes (JSON or a plain
+text / Markdown body) and list them.
+
+A 2xx answer means the note is stored exactly once: the workflow's update
+persists the NotesSubmitted event before it answers, and the same
+idempotency key (``Idempotency-Key`` header or ``client_key``) returns the
+same note id (201 the first time, 200 after)."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Header, Query, Request, Response, status
+from psycopg.rows import dict_row
+from pydantic import ValidationError
+
+from api import cycle_ops
+from api.auth import CurrentPrincipal, Principal, Role, require
+from api.deps import Pool, SettingsDep, TemporalClient
+from api.problems import Problem
+from api.routers.programmes import programme_row
+from api.schemas_cycles import NoteIn, NotePage, NoteSubmitted
+from workflows.cycle import PeerLearningCycle
+from workflows.types import SubmitNoteInput
+
+router = APIRouter(prefix="/v1/cycles/{cycle_id}", tags=["notes"])
+
+_BODY_DOC: dict[str, Any] = {
+    "requestBody": {
+        "required": True,
+        "content": {
+            "application/json": {
+                "schema": NoteIn.model_json_schema(ref_template="#/components/schemas/{model}")
+            },
+            "text/markdown": {
+                "schema": {"type": "string"},
+                "example": "## Visit to Växa\n- Matchmaking works\n- Action: share the template",
+            },
+            "text/plain": {"schema": {"type": "string"}},
+        },
+    }
+}
+
+
+@router.post(
+    "/meetings/{meeting_id}/notes",
+    status_code=status.HTTP_201_CREATED,
+    response_model=NoteSubmitted,
+    openapi_extra=_BODY_DOC,
+    responses={
+        200: {"description": "Same idempotency key seen before: the stored note's id"},
+        404: {"description": "Unknown cycle or meeting"},
+        409: {"description": "Refused: meeting not held yet, cancelled, or cycle closed"},
+        415: {"description": "Body is neither JSON nor text/markdown/plain"},
+    },
+)
+async def submit_notes(
+    cycle_id: str,
+    meeting_id: str,
+    request: Request,
+    response: Response,
+    pool: Pool,
+    client: TemporalClient,
+    settings: SettingsDep,
+    idempotency_key: Annotated[str | None, Header(max_length=200)] = None,
+    author_organisation: Annotated[
+        str | None, Query(description="For text bodies (or X-Author-Organisation)")
+    ] = None,
+    language: Annotated[
+        str | None, Query(description="For text bodies (or Content-Language)")
+    ] = None,
+    principal: Principal = require(Role.manager, Role.partner),
+) -> NoteSubmitted:
+    """Submit one organisation's notes of a held meeting; mined as they arrive."""
+    row = await cycle_ops.visible_cycle(pool, client, cycle_id, principal)
+    ctype = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    raw = await request.body()
+    if ctype in ("application/json", ""):
+        try:
+            note = NoteIn.model_validate_json(raw or b"{}")
+        except ValidationError as exc:
+            detail = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
+            raise Problem(422, detail) from exc
+    elif ctype in ("text/markdown", "text/plain"):
+        org = author_organisation or request.headers.get("x-author-organisation")
+        lang = language or request.headers.get("content-language")
+        if not org or not lang:
+            raise Problem(
+                422, "text bodies need author_organisation and language (query or headers)"
+            )
+        try:
+            note = NoteIn(
+                author_organisation=org,
+                language=lang,
+                text=raw.decode("utf-8"),
+                format="markdown" if ctype == "text/markdown" else "text",
+            )
+        except (UnicodeDecodeError, ValidationError) as exc:
+            raise Problem(422, f"invalid note body: {exc}") from exc
+    else:
+        raise Problem(
+            415, f"unsupported content type {ctype!r}; use JSON, text/markdown or text/plain"
+        )
+    if len(note.text) > settings.max_note_chars:
+        raise Problem(422, f"text: longer than {settings.max_note_chars} characters")
+    programme = await programme_row(pool, row["programme_id"])
+    partners = [p["id"] for p in programme["partners"]] if programme else None
+    principal.check_organisation(note.author_organisation, partners)
+    key = idempotency_key or note.client_key or uuid.uuid4().hex
+    out = await cycle_ops.run_update(
+        client,
+        row,
+        PeerLearningCycle.submit_notes,
+        SubmitNoteInput(
+            meeting_id=meeting_id,
+            client_key=key,
+            author_organisation=note.author_organisation,
+            language=note.language,
+            text=note.text,
+            format=note.format,
+            submitted_by=principal.key_id,
+        ),
+    )
+    if out.duplicate:
+        response.status_code = status.HTTP_200_OK
+    return NoteSubmitted(note_id=out.note_id, duplicate=out.duplicate)
+
+
+@router.get("/notes", response_model=NotePage, responses={404: {"description": "Unknown cycle"}})
+async def list_notes(
+    cycle_id: str,
+    request: Request,
+    pool: Pool,
+    principal: CurrentPrincipal,
+    meeting_id: Annotated[str | None, Query()] = None,
+) -> dict[str, Any]:
+    """The cycle's notes in submission order (optionally of one meeting)."""
+    await cycle_ops.visible_cycle(
+        pool, getattr(request.app.state, "temporal", None), cycle_id, principal
+    )
+    sql = "SELECT * FROM notes WHERE cycle_id = %s"
+    params: list[Any] = [cycle_id]
+    if meeting_id:
+        sql += " AND meeting_id = %s"
+        params.append(meeting_id)
+    async with pool.connection() as conn, conn.cursor(row_factory=dict_row) as cur:
+        await cur.execute(sql + " ORDER BY submitted_at, id", params)
+        return {"items": await cur.fetchall()}

@@ -1,0 +1,322 @@
+"""Request and response bodies of the cycle engine API (programmes, cycles,
+meetings, notes). Times are ISO 8601 with an offset; responses show UTC and the
+programme's local time side by side."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from pydantic import AnyHttpUrl, AwareDatetime, BaseModel, ConfigDict, Field, field_validator
+
+ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$"
+MeetingKind = Literal[
+    "kickoff", "site_visit", "webinar", "study_visit", "national_meeting", "conference", "wrap_up"
+]
+
+
+class Partner(BaseModel):
+    id: str = Field(pattern=ID_PATTERN, examples=["vaxa"])
+    name: str = Field(min_length=1, max_length=200, examples=["Växa Cluster"])
+    country: str = Field(min_length=2, max_length=2, examples=["SE"])
+    kind: str = Field(default="cluster", max_length=50, examples=["cluster", "city", "agency"])
+
+
+class Facilitator(BaseModel):
+    name: str = Field(min_length=1, max_length=200)
+    organisation: str | None = None
+
+
+class ProgrammeCreate(BaseModel):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "id": "greentech",
+                    "name": "Green tech peer reviews",
+                    "time_zone": "Europe/Stockholm",
+                    "partners": [
+                        {"id": "vaxa", "name": "Växa Cluster", "country": "SE", "kind": "cluster"},
+                        {"id": "lodz", "name": "Łódź agency", "country": "PL", "kind": "agency"},
+                    ],
+                    "facilitators": [{"name": "A. Facilitator", "organisation": "ESCA"}],
+                    "languages": ["en", "sv", "pl"],
+                    "webhook_url": "https://example.org/hooks/peerlearn",
+                }
+            ]
+        }
+    )
+    id: str | None = Field(
+        default=None, pattern=ID_PATTERN, description="Chosen id; default generated."
+    )
+    name: str = Field(min_length=1, max_length=200)
+    description: str = Field(default="", max_length=5000)
+    time_zone: str = Field(default="UTC", description="IANA zone, e.g. Europe/Warsaw.")
+    partners: list[Partner] = Field(min_length=1)
+    facilitators: list[Facilitator] = Field(default_factory=list)
+    languages: list[str] = Field(default_factory=list)
+    webhook_url: AnyHttpUrl | None = None
+
+    @field_validator("time_zone")
+    @classmethod
+    def _zone(cls, v: str) -> str:
+        try:
+            ZoneInfo(v)
+        except (ZoneInfoNotFoundError, ValueError) as exc:
+            raise ValueError(f"unknown IANA time zone {v!r}") from exc
+        return v
+
+    @field_validator("partners")
+    @classmethod
+    def _unique_partners(cls, v: list[Partner]) -> list[Partner]:
+        ids = [p.id for p in v]
+        if len(ids) != len(set(ids)):
+            raise ValueError("partner ids must be unique")
+        return v
+
+
+class Programme(BaseModel):
+    id: str
+    name: str
+    description: str
+    time_zone: str
+    partners: list[Partner]
+    facilitators: list[Facilitator]
+    languages: list[str]
+    webhook_url: str | None
+    created_at: datetime
+    version: int
+
+
+class ProgrammePage(BaseModel):
+    items: list[Programme]
+
+
+class MeetingIn(BaseModel):
+    meeting_id: str | None = Field(default=None, pattern=ID_PATTERN, examples=["visit-1"])
+    kind: MeetingKind = Field(examples=["site_visit"])
+    starts_at: AwareDatetime = Field(examples=["2031-03-10T09:00:00+01:00"])
+    duration_minutes: float = Field(
+        default=120, gt=0, le=20_160, description="Fractions allowed (compressed test schedules)."
+    )
+    title: str = Field(default="", max_length=300)
+    host: str | None = Field(default=None, description="Partner id; required for site visits.")
+    format: Literal["on_site", "online"] = "on_site"
+    topics: list[str] = Field(default_factory=list)
+    target_groups: list[str] = Field(default_factory=list)
+    participants: list[str] = Field(default_factory=list)
+
+
+class PoliciesIn(BaseModel):
+    """The cycle's clock, in days (fractions allowed, for compressed test schedules)."""
+
+    notes_due_after_days: float = Field(default=7, gt=0)
+    reminder_offsets_days: list[float] = Field(default_factory=lambda: [3.0, 1.0])
+    prep_pack_lead_days: float = Field(default=14, ge=0)
+    self_assessment_lead_days: float = Field(default=21, ge=0)
+    follow_up_after_days: float = Field(default=90, ge=0)
+    min_notes_per_meeting: int = Field(default=1, ge=0)
+
+
+class CycleCreate(BaseModel):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "cycle_id": "greentech-2031",
+                    "programme_id": "greentech",
+                    "title": "Peer reviews 2031",
+                    "meetings": [
+                        {
+                            "meeting_id": "kickoff",
+                            "kind": "kickoff",
+                            "format": "online",
+                            "starts_at": "2031-02-01T10:00:00+01:00",
+                        },
+                        {
+                            "meeting_id": "visit-1",
+                            "kind": "site_visit",
+                            "host": "vaxa",
+                            "starts_at": "2031-03-10T09:00:00+01:00",
+                            "duration_minutes": 960,
+                        },
+                    ],
+                    "policies": {"notes_due_after_days": 7, "reminder_offsets_days": [3, 1]},
+                }
+            ]
+        }
+    )
+    cycle_id: str | None = Field(default=None, pattern=ID_PATTERN)
+    programme_id: str = Field(pattern=ID_PATTERN)
+    title: str = Field(min_length=1, max_length=300)
+    ends_at: AwareDatetime | None = Field(
+        default=None,
+        description="Nothing may be scheduled after this; default last meeting + 60 days.",
+    )
+    meetings: list[MeetingIn] = Field(min_length=1, max_length=200)
+    policies: PoliciesIn = Field(default_factory=PoliciesIn)
+
+
+class CycleStartedOut(BaseModel):
+    cycle_id: str
+    workflow_id: str
+
+
+class LocalTime(BaseModel):
+    utc: datetime
+    local: str = Field(description="The same instant in the programme's time zone.")
+
+
+class DeadlineOut(BaseModel):
+    at: LocalTime
+    action: str
+    meeting_id: str | None = None
+
+
+class MeetingOut(BaseModel):
+    meeting_id: str
+    kind: str
+    title: str
+    host: str | None
+    format: str
+    starts_at: LocalTime
+    ends_at: LocalTime
+    state: str
+    held_at: LocalTime | None = None
+    notes_due_at: LocalTime | None = None
+    note_count: int
+    prep_sent: bool
+    reminders_sent: int
+    escalated: bool
+    topics: list[str] = Field(default_factory=list)
+    cancel_reason: str | None = None
+
+
+class CycleStatusOut(BaseModel):
+    cycle_id: str
+    programme_id: str
+    title: str
+    phase: str
+    status: str
+    time_zone: str
+    ends_at: LocalTime
+    meetings: list[MeetingOut]
+    note_counts: dict[str, int]
+    next_deadline: DeadlineOut | None
+    pending_reminders: list[DeadlineOut]
+    cancel_reason: str | None = None
+    report_id: str | None = None
+    follow_up_at: LocalTime | None = None
+    events: int
+    history_length: int | None = None
+    source: Literal["workflow", "read_model"] = Field(
+        description="workflow: live query; read_model: projection (the worker did not answer)."
+    )
+
+
+class CycleSummary(BaseModel):
+    id: str
+    programme_id: str
+    workflow_id: str
+    title: str
+    phase: str
+    status: str
+    ends_at: datetime
+    created_at: datetime
+    updated_at: datetime
+    version: int
+
+
+class CyclePage(BaseModel):
+    items: list[CycleSummary]
+    next_cursor: str | None = Field(
+        description="Pass as ?cursor= for the next page; null at the end."
+    )
+
+
+class EventOut(BaseModel):
+    global_position: int
+    version: int
+    type: str
+    payload: dict[str, Any]
+    occurred_at: datetime
+
+
+class EventPage(BaseModel):
+    items: list[EventOut]
+
+
+class MoveIn(BaseModel):
+    model_config = ConfigDict(
+        json_schema_extra={"examples": [{"starts_at": "2031-03-17T09:00:00+01:00"}]}
+    )
+    starts_at: AwareDatetime
+    duration_minutes: float | None = Field(default=None, gt=0, le=20_160)
+
+
+class HostIn(BaseModel):
+    host: str = Field(examples=["lodz"])
+
+
+class ReasonIn(BaseModel):
+    reason: str = Field(default="", max_length=1000, examples=["host unavailable"])
+
+
+class MarkHeldIn(BaseModel):
+    held_at: AwareDatetime | None = Field(default=None, description="Default: now.")
+
+
+class ChangeOut(BaseModel):
+    event_type: str
+    version: int
+
+
+class AcceptedOut(BaseModel):
+    accepted: bool = True
+    detail: str
+
+
+class NoteIn(BaseModel):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "author_organisation": "vaxa",
+                    "language": "sv",
+                    "text": "Värden visade hur de matchar företag med forskare.",
+                    "client_key": "vaxa-visit-1-notes",
+                }
+            ]
+        }
+    )
+    author_organisation: str = Field(min_length=1, max_length=200)
+    language: str = Field(min_length=2, max_length=16)
+    text: str = Field(min_length=1)
+    format: Literal["text", "markdown"] = "text"
+    client_key: str | None = Field(
+        default=None,
+        max_length=200,
+        description="Idempotency key (or the Idempotency-Key header): same key, same note.",
+    )
+
+
+class NoteSubmitted(BaseModel):
+    note_id: str
+    duplicate: bool
+
+
+class NoteRow(BaseModel):
+    id: str
+    cycle_id: str
+    meeting_id: str
+    author_organisation: str
+    language: str
+    text: str
+    format: str
+    submitted_at: datetime
+    theme_ids: list[str] = Field(default_factory=list)
+
+
+class NotePage(BaseModel):
+    items: list[NoteRow]

@@ -1,0 +1,1 @@
+"""Benchmarks and fault drills (run as scripts; see README)."""
