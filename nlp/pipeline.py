@@ -25,7 +25,14 @@ from nlp.kinds import KindClassifier
 from nlp.langid import LanguageIdentifier
 from nlp.lexicon import content_lemmas
 from nlp.segment import Segmenter
-from nlp.themes import PRACTICE_KINDS, ctfidf_keyphrases, make_label, match_themes, recurrence
+from nlp.themes import (
+    PRACTICE_KINDS,
+    make_label,
+    match_themes,
+    merge_keyphrases,
+    multilingual_keyphrases,
+    recurrence,
+)
 from nlp.types import MiningResult, NoteIn, Statement, ThemeChange, ThemeModel, ThemeSummary
 
 Progress = Callable[[str, int, int], None]
@@ -222,11 +229,9 @@ class Miner:
     def _summaries(self, statements: list[Statement], Y: np.ndarray, clusters: list[list[int]],
                    ids: list[str], centroids: np.ndarray) -> list[ThemeSummary]:
         cfg = self.config
-        docs = {cid: [statements[i].lemmas for i in members] for cid, members in zip(ids, clusters, strict=True)}
-        keyphrases = ctfidf_keyphrases(docs, top=cfg.keyphrases)
-        en_docs = {cid: [statements[i].lemmas for i in members if statements[i].language == "en"]
-                   for cid, members in zip(ids, clusters, strict=True)}
-        en_keys = ctfidf_keyphrases({k: v for k, v in en_docs.items() if v}, top=cfg.keyphrases)
+        docs = {cid: [(statements[i].language, statements[i].lemmas) for i in members]
+                for cid, members in zip(ids, clusters, strict=True)}
+        per_lang = multilingual_keyphrases(docs, top=cfg.keyphrases)
         out: list[ThemeSummary] = []
         for ci, (cid, members) in enumerate(zip(ids, clusters, strict=True)):
             sts = [statements[i] for i in members]
@@ -239,20 +244,19 @@ class Miner:
                 idx.sort(key=lambda j: (-float(sims[j]), sts[j].id))
                 reps[lang] = [sts[j].id for j in idx[: cfg.representatives]]
                 rep_texts[lang] = [sts[j].text for j in idx[: cfg.representatives]]
-            if en_keys.get(cid):
-                label, label_lang = make_label(en_keys[cid]), "en"
+            keys = merge_keyphrases(per_lang[cid], dict(langs), top=cfg.keyphrases)
+            if per_lang[cid].get("en"):
+                label, label_lang = make_label(per_lang[cid]["en"]), "en"
             else:
-                main = langs.most_common(1)[0][0] if langs else "en"
-                own = ctfidf_keyphrases(
-                    {c: [statements[i].lemmas for i in m if statements[i].language == main]
-                     for c, m in zip(ids, clusters, strict=True)}, top=cfg.keyphrases).get(cid)
-                label, label_lang = make_label(own or keyphrases.get(cid, [])), main
+                main = next((lg for lg, _ in langs.most_common() if per_lang[cid].get(lg)), None)
+                label = make_label(per_lang[cid][main]) if main else make_label(keys)
+                label_lang = main or (langs.most_common(1)[0][0] if langs else "en")
             prac = sorted(
                 (j for j, s in enumerate(sts) if s.kind in PRACTICE_KINDS),
                 key=lambda j: (-(sts[j].kind_score + float(sims[j])), sts[j].id),
             )[: cfg.practices]
             out.append(ThemeSummary(
-                id=cid, label=label, keyphrases=keyphrases.get(cid, []), size=len(sts),
+                id=cid, label=label, keyphrases=keys, size=len(sts),
                 languages=dict(sorted(langs.items())), representatives=reps,
                 practices=[{"statement_id": sts[j].id, "kind": sts[j].kind, "text": sts[j].text,
                             "language": sts[j].language} for j in prac],

@@ -86,6 +86,9 @@ class Segmenter:
         letters = [c for c in s if c.isalpha()]
         if len(letters) >= 3 and all(c.isupper() for c in letters):
             return s
+        # a one-to-three-word title ("Finances") above its content
+        if nxt is not None and _words(s) <= 3 and not _TERMINAL.search(s) and s[:1].isupper():
+            return s
         # a short title-like line without terminal punctuation followed by list items
         if (
             nxt is not None

@@ -105,12 +105,17 @@ def _terms(lemmas: Sequence[str]) -> list[str]:
 def ctfidf_keyphrases(
     docs_by_class: dict[str, list[list[str]]], top: int = 8, min_df: int = 2
 ) -> dict[str, list[str]]:
-    """Class-based TF-IDF (as in BERTopic): term weight within a class against all classes."""
+    """Class-based TF-IDF (as in BERTopic): term weight within a class against all classes.
+
+    Counts are presence per statement, so one long statement cannot dominate;
+    a term (or bigram) must occur in ``min_df`` statements of the class unless
+    the class has fewer than four statements.
+    """
     tf: dict[str, Counter[str]] = {}
     for cid, docs in docs_by_class.items():
         c: Counter[str] = Counter()
         for d in docs:
-            c.update(set(_terms(d)))  # presence per statement: one long statement can't dominate
+            c.update(set(_terms(d)))
         tf[cid] = c
     total: Counter[str] = Counter()
     for c in tf.values():
@@ -119,30 +124,59 @@ def ctfidf_keyphrases(
     out: dict[str, list[str]] = {}
     for cid, c in tf.items():
         n = sum(c.values()) or 1
-        size = len(docs_by_class[cid])
-        need = min_df if size >= 4 else 1
+        need = min_df if len(docs_by_class[cid]) >= 4 else 1
         scored = []
         for term, cnt in c.items():
-            if cnt < need:
+            if cnt < need or (" " in term and cnt < 2):
                 continue
             w = (cnt / n) * math.log(1 + avg / total[term])
-            if " " in term:
-                w *= 1.15  # a bigram that recurs says more than its parts
+            if cnt >= 2:
+                w *= 1.5  # recurring within the theme is what a label should say
             scored.append((w, term))
         scored.sort(key=lambda x: (-x[0], x[1]))
         chosen: list[str] = []
         for _, term in scored:
-            if any(term in ch.split(" ") or (" " in term and term in ch) for ch in chosen):
-                continue
-            # skip a unigram already inside a chosen bigram, and vice versa keep the bigram
             if " " in term:
                 parts = term.split(" ")
                 chosen = [ch for ch in chosen if ch not in parts]
+            elif any(term in ch.split(" ") for ch in chosen):
+                continue
             chosen.append(term)
             if len(chosen) >= top:
                 break
         out[cid] = chosen
     return out
+
+
+def multilingual_keyphrases(
+    docs: dict[str, list[tuple[str, list[str]]]], top: int = 8
+) -> dict[str, dict[str, list[str]]]:
+    """Per theme and language: c-TF-IDF computed within each language across themes.
+
+    Lemmas of different languages never share counts, so computing the
+    weights per language keeps, say, Polish keyphrases from being drowned by
+    English ones.
+    """
+    langs = sorted({lang for items in docs.values() for lang, _ in items})
+    out: dict[str, dict[str, list[str]]] = {cid: {} for cid in docs}
+    for lang in langs:
+        per = {cid: [lem for lg, lem in items if lg == lang] for cid, items in docs.items()}
+        keys = ctfidf_keyphrases({c: d for c, d in per.items() if d}, top=top)
+        for cid, k in keys.items():
+            if k:
+                out[cid][lang] = k
+    return out
+
+
+def merge_keyphrases(by_lang: dict[str, list[str]], counts: dict[str, int], top: int = 8) -> list[str]:
+    """Round-robin over languages, larger languages first."""
+    order = sorted(by_lang, key=lambda lg: (-counts.get(lg, 0), lg))
+    out: list[str] = []
+    for i in range(top):
+        for lg in order:
+            if i < len(by_lang[lg]) and by_lang[lg][i] not in out:
+                out.append(by_lang[lg][i])
+    return out[:top]
 
 
 def make_label(keyphrases: Sequence[str], n: int = 3) -> str:

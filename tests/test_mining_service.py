@@ -213,4 +213,5 @@ async def test_assign_note_themes_reads_the_cycle_read_models(
     row = (await _rows(pool, "SELECT * FROM statements WHERE note_id = 'rm-1'"))[0]
     assert row["programme_id"] == "greentech" and row["organisation_id"] == "vast-kluster"
     assert str(row["source_date"]) == "2025-02-03" and row["language"] == "sv"
-    assert row["theme_id"] in out.theme_ids
+    # joined a theme, or waits unassigned for the next re-mine when none is close enough
+    assert (row["theme_id"] in out.theme_ids) if row["theme_id"] else out.unassigned == 1

@@ -132,7 +132,9 @@ def test_assets_are_public_compressed_and_cached(server: _Server) -> None:
         assert c.get("/ui/vendor/x.js").status_code == 404
 
 
-def test_theme_map_projects_and_filters(server: _Server, admin_key: str, seeded: dict[str, Any]) -> None:
+def test_theme_map_projects_and_filters(
+    server: _Server, admin_key: str, seeded: dict[str, Any]
+) -> None:
     with httpx.Client(base_url=server.url, headers=bearer(admin_key)) as c:
         assert httpx.get(f"{server.url}/v1/themes/map").status_code == 401
         body = c.get("/v1/themes/map").json()
@@ -149,7 +151,8 @@ def test_theme_map_projects_and_filters(server: _Server, admin_key: str, seeded:
 
         pts = body["points"]
         xy = {q["id"]: np.array([q["x"], q["y"]]) for q in pts}
-        same, other = [], []
+        same: list[float] = []
+        other: list[float] = []
         for a in pts:
             for b in pts:
                 if a["id"] < b["id"] and a["theme_id"] and b["theme_id"]:
@@ -194,12 +197,16 @@ class _Browser:
         self.page = self.browser.new_page(viewport={"width": 1440, "height": 960})
         self.problems: list[str] = []
         p = self.page
-        p.on("console", lambda m: m.type == "error" and self.problems.append(f"console: {m.text}"))
+        p.on("console", lambda m: self._note(m.type == "error", f"console: {m.text}"))
         p.on("pageerror", lambda e: self.problems.append(f"page error: {e}"))
         p.on("requestfailed", lambda r: self.problems.append(f"failed: {r.url} {r.failure}"))
-        p.on("response", lambda r: r.status >= 400 and self.problems.append(f"{r.status} {r.url}"))
+        p.on("response", lambda r: self._note(r.status >= 400, f"{r.status} {r.url}"))
         p.set_default_timeout(20_000)
         self.ui = f"{base_url}/ui/"
+
+    def _note(self, bad: bool, what: str) -> None:
+        if bad:
+            self.problems.append(what)
 
     def login(self, key: str) -> None:
         """Enter the key in the dialog the first visit shows."""
@@ -238,7 +245,8 @@ def test_analyst_page_in_chromium(
     from playwright.sync_api import expect, sync_playwright
 
     shots = _shots_dir(tmp_path)
-    tolerated = {f"404 {server.url}{p}" for p in _missing_routes(server, admin_key, "/v1/programmes")}
+    absent = _missing_routes(server, admin_key, "/v1/programmes")
+    tolerated = {f"404 {server.url}{p}" for p in absent}
     with sync_playwright() as pw:
         b = _Browser(pw, server.url)
         page = b.page
@@ -259,14 +267,16 @@ def test_analyst_page_in_chromium(
             # Filter by language: the map and the table follow, the URL keeps it.
             page.select_option("#filter-language", "pl")
             page.wait_for_function(
-                "document.querySelector('#theme-map').dataset.points === "
+                "n => document.querySelector('#theme-map').dataset.points === "
                 "String(document.querySelectorAll('#theme-map .point').length)"
-                " && document.querySelectorAll('#theme-map .point').length < %d" % seeded["statements"]
+                " && document.querySelectorAll('#theme-map .point').length < n",
+                arg=seeded["statements"],
             )
             n_pl = page.evaluate("document.querySelectorAll('#theme-map .point').length")
             assert n_pl > 0
             assert "language=pl" in page.url
-            expect(page.locator("#recurrence-table tbody tr").first.locator("td.zero").first).to_be_visible()
+            first_row = page.locator("#recurrence-table tbody tr").first
+            expect(first_row.locator("td.zero").first).to_be_visible()  # no en/sv under pl
             page.mouse.move(0, 0)
             page.screenshot(path=shots / "2-filtered-pl.png", full_page=True)
             # Hovering a point shows its statement in its language.
@@ -294,7 +304,8 @@ def test_analyst_page_in_chromium(
             expect(hits.first).to_be_visible(timeout=60_000)  # first query loads the model
             assert hits.count() >= 5
             expect(hits.first.locator(".theme-link")).to_have_text("Member engagement in a crisis")
-            langs = {x.strip().upper() for x in page.locator("#search-results .lang").all_inner_texts()}
+            badges = page.locator("#search-results .lang").all_inner_texts()
+            langs = {x.strip().upper() for x in badges}
             assert {"EN", "SV", "PL"} <= langs
             page.screenshot(path=shots / "4-search.png", full_page=True)
         except Exception:

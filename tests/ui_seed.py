@@ -1,3 +1,4 @@
+# ruff: noqa: E501  (a table of hand-written statements reads best one per line)
 """A small, hand-written analyst data set for the UI tests.
 
 Four themes, each said in English, Swedish and Polish by organisations of two
@@ -91,7 +92,6 @@ def embed(model_dir: Path, texts: list[str]) -> list[Any]:
     uvicorn thread) finds it loaded and its first search is fast.
     """
     from nlp.pipeline import Miner
-
     from peerlearn.miner_service import _miners, encode_texts, set_miner
     from peerlearn.settings import Settings
 

@@ -29,6 +29,7 @@ from typing import Annotated, Any, Literal
 
 import numpy as np
 from fastapi import APIRouter, Query, Request
+from psycopg.rows import dict_row
 from pydantic import BaseModel, Field
 
 from api.auth import CurrentPrincipal
@@ -99,9 +100,9 @@ async def _data_version(pool: Pool, grant: list[str] | None) -> str:
                max(created_at)::text AS last_created,
                (SELECT max(updated_at)::text FROM themes) AS themes_at
         FROM statements WHERE {where}
-    """  # noqa: S608  # the clause is one of two constants
-    async with pool.connection() as conn:
-        cur = await conn.execute(sql, params)
+    """  # the clause is one of two constants
+    async with pool.connection() as conn, conn.cursor(row_factory=dict_row) as cur:
+        await cur.execute(sql, params)  # built from constants
         row = await cur.fetchone()
     raw = "|".join(str(v) for v in (row or {}).values())
     return hashlib.sha1(raw.encode()).hexdigest()[:16]  # noqa: S324  # a cache key, not security
@@ -149,27 +150,24 @@ async def _project(pool: Pool, grant: list[str] | None) -> _Projection:
         "s.id, s.theme_id, s.language, s.programme_id, s.cycle_id, s.kind, "
         f"left(s.text, {MAX_TEXT + 1}) AS text, s.map_x, s.map_y"
     )
-    async with pool.connection() as conn:
-        cur = await conn.execute(
-            f"SELECT count(*) AS n, count(map_x) AS mapped FROM statements WHERE {where}",  # noqa: S608
+    async with pool.connection() as conn, conn.cursor(row_factory=dict_row) as cur:
+        await cur.execute(
+            f"SELECT count(*) AS n, count(map_x) AS mapped FROM statements WHERE {where}",
             params,
         )
         counts = await cur.fetchone() or {"n": 0, "mapped": 0}
         stored = counts["n"] > 0 and counts["mapped"] == counts["n"]
         if stored:
-            cur = await conn.execute(
-                f"SELECT {columns} FROM statements s WHERE {where} ORDER BY s.id",  # noqa: S608
-                params,
-            )
+            sql = f"SELECT {columns} FROM statements s WHERE {where} ORDER BY s.id"
         else:
-            cur = await conn.execute(
-                f"SELECT {columns}, e.embedding FROM statements s "  # noqa: S608
-                f"JOIN embeddings e ON e.content_hash = s.content_hash WHERE {where} ORDER BY s.id",
-                params,
+            sql = (
+                f"SELECT {columns}, e.embedding FROM statements s "
+                f"JOIN embeddings e ON e.content_hash = s.content_hash WHERE {where} ORDER BY s.id"
             )
+        await cur.execute(sql, params)  # built from constants
         rows = list(await cur.fetchall())
         theme_ids = sorted({r["theme_id"] for r in rows if r["theme_id"]})
-        cur = await conn.execute("SELECT id, label FROM themes WHERE id = ANY(%s)", (theme_ids,))
+        await cur.execute("SELECT id, label FROM themes WHERE id = ANY(%s)", (theme_ids,))
         labels = {r["id"]: r["label"] for r in await cur.fetchall()}
 
     if not rows:
