@@ -35,7 +35,7 @@ def main() -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("--file", default=str(ROOT / "tests/fixtures/nlp/kinds.jsonl"))
     ap.add_argument("--no-proto", action="store_true", help="cue lexicons only")
-    ap.add_argument("--proto-weight", type=float, default=None)
+    ap.add_argument("--other-bonus", type=float, default=None)
     args = ap.parse_args()
     rows = [json.loads(line) for line in open(args.file, encoding="utf-8") if line.strip()]
     from nlp.kinds import KindClassifier
@@ -48,8 +48,8 @@ def main() -> int:
 
         e = TorchEmbedder(ensure_model())
         clf = KindClassifier(encode=e.encode)
-        if args.proto_weight is not None:
-            clf.proto_weight = args.proto_weight
+        if args.other_bonus is not None:
+            clf.other_bonus = args.other_bonus
         emb = e.encode([r["text"] for r in rows])
     res = clf.classify([r["text"] for r in rows], [r["language"] for r in rows], emb)
     pred = [k for k, _ in res]

@@ -9,9 +9,9 @@ Two signals, combined per kind:
   (a few per kind in several languages, embedded once with the same encoder),
   which generalises across languages and catches statements without a cue.
 
-Score = cue weight (strongest matching cue family) + similarity margin over
-the mean prototype similarity. A statement whose best score is low is
-``other``. Precision/recall on a labelled set of our own
+A matching cue decides (prototypes only break ties between cue families, by
+a fixed priority first); without any cue, the nearest prototype kind wins
+when it beats the ``other`` prototypes by ``other_bonus``. Precision/recall on a labelled set of our own
 (tests/fixtures/nlp/kinds.jsonl) is printed by bench/kinds_quality.py.
 """
 
@@ -207,10 +207,10 @@ class KindClassifier:
     """Cue lexicons plus prototype similarity; see the module docstring."""
 
     def __init__(self, encode: Callable[[Sequence[str]], np.ndarray] | None = None,
-                 proto_weight: float = 4.0, other_threshold: float = 0.02) -> None:
+                 proto_weight: float = 4.0, other_bonus: float = 0.03) -> None:
         self.encode = encode
         self.proto_weight = proto_weight
-        self.other_threshold = other_threshold
+        self.other_bonus = other_bonus
         self._protos: np.ndarray | None = None
         self._proto_kinds: list[str] = []
 
@@ -239,16 +239,20 @@ class KindClassifier:
             sims = per_kind - per_kind.mean(1, keepdims=True)
         out: list[tuple[str, float]] = []
         for i, (t, lg) in enumerate(zip(texts, langs, strict=True)):
+            cues = cue_scores(t, lg)
             scores = dict.fromkeys(names, 0.0)
-            for k, v in cue_scores(t, lg).items():
-                scores[k] += v
-            if sims is not None:
-                for j, k in enumerate(names):
-                    scores[k] += self.proto_weight * float(sims[i, j])
-            best = max(names, key=lambda k: scores[k])
-            top = scores[best]
-            if best != "other" and top < self.other_threshold + 0.0:
-                best = "other"
-            conf = 1.0 / (1.0 + np.exp(-2.0 * (top - 0.5)))
+            if cues:
+                # a cue decides; prototypes only break ties between cue families
+                for k, v in cues.items():
+                    scores[k] = v + (0.5 * float(sims[i, names.index(k)]) if sims is not None else 0.0)
+                best = max(cues, key=lambda k: scores[k])
+                conf = min(1.0, 0.7 + 0.1 * scores[best])
+            elif sims is not None:
+                row = {k: float(sims[i, j]) for j, k in enumerate(names)}
+                row["other"] += self.other_bonus
+                best = max(names, key=lambda k: row[k])
+                conf = min(0.69, 0.4 + self.proto_weight * max(0.0, row[best]))
+            else:
+                best, conf = "other", 0.5
             out.append((best, float(round(conf, 3))))
         return out

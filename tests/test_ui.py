@@ -358,3 +358,26 @@ def test_cycle_timeline_in_chromium(server: _Server, admin_key: str, tmp_path: P
     for name in ("5-cycles.png", "6-cycle.png"):
         _not_blank(shots / name)
     assert not b.problems, b.problems
+
+
+def test_theme_map_serves_the_miners_projection(
+    server: _Server, admin_key: str, database_url: str, seeded: dict[str, Any]
+) -> None:
+    """After a re-mine stored coordinates, the map serves them; a statement
+    assigned since sits near its theme, marked approximate. (Runs last: it
+    changes the data the browser tests read.)"""
+    import psycopg
+
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        conn.execute(
+            "UPDATE statements SET map_x = length(id) + position, map_y = length(text)"
+            " WHERE id <> 'note-0#0'"
+        )
+    with httpx.Client(base_url=server.url, headers=bearer(admin_key)) as c:
+        body = c.get("/v1/themes/map").json()
+    assert body["projection"] == "stored"
+    points = {p["id"]: p for p in body["points"]}
+    assert len(points) == seeded["statements"]
+    late = points["note-0#0"]
+    assert late["approximate"] and late["theme_id"] == "th-crisis"
+    assert not any(p["approximate"] for i, p in points.items() if i != "note-0#0")

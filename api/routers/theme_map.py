@@ -2,8 +2,9 @@
 
 The analyst page draws this as a scatter. Two sources of coordinates:
 
-- ``stored``: the re-mine wrote ``statements.map_x/map_y`` for every visible
-  statement (the miner's own projection) and we serve those as they are;
+- ``stored``: the re-mine wrote ``statements.map_x/map_y`` (the miner's own
+  projection) for most visible statements and we serve those; statements
+  assigned since then sit near their theme's centre, marked ``approximate``;
 - ``pca``: otherwise we project the embeddings here, after removing the
   language signal (each language's mean subtracted, vectors re-normalised),
   because raw e5 vectors cluster by language, not by topic, and a map that
@@ -38,6 +39,7 @@ from api.deps import Pool
 router = APIRouter(prefix="/v1/themes", tags=["themes"])
 
 MAX_TEXT = 280  # characters of a statement sent for the hover label
+STORED_SHARE = 0.5  # serve the miner's coordinates once at least this share has them
 _CACHE_SIZE = 4
 
 
@@ -57,6 +59,10 @@ class MapPoint(BaseModel):
     cycle_id: str | None
     kind: str
     text: str = Field(description=f"the statement, cut at {MAX_TEXT} characters")
+    approximate: bool = Field(
+        default=False,
+        description="placed near its theme's centre: mined after the stored projection",
+    )
 
 
 class ThemeMap(BaseModel):
@@ -138,6 +144,34 @@ def _debiased_pca(vectors: np.ndarray, languages: list[str]) -> tuple[np.ndarray
     return coords, explained
 
 
+def _place_unmapped(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Stored coordinates as they are; a statement assigned since the last
+    re-mine goes near its theme's centre (a small, deterministic offset) and is
+    marked ``approximate``; an unassigned one without coordinates is left out."""
+    sums: dict[str, list[float]] = {}
+    for r in rows:
+        if r["map_x"] is not None and r["theme_id"]:
+            acc = sums.setdefault(r["theme_id"], [0.0, 0.0, 0.0])
+            acc[0] += r["map_x"]
+            acc[1] += r["map_y"]
+            acc[2] += 1
+    placed = []
+    for r in rows:
+        x, y = r.pop("map_x"), r.pop("map_y")
+        if x is not None and y is not None:
+            r["x"], r["y"], r["approximate"] = float(x), float(y), False
+        elif r["theme_id"] in sums:
+            sx, sy, n = sums[r["theme_id"]]
+            h = hashlib.sha1(r["id"].encode()).digest()  # noqa: S324  # jitter, not security
+            r["x"] = sx / n + (h[0] / 255 - 0.5) * 0.05
+            r["y"] = sy / n + (h[1] / 255 - 0.5) * 0.05
+            r["approximate"] = True
+        else:
+            continue
+        placed.append(r)
+    return placed
+
+
 def _as_array(v: Any) -> np.ndarray:
     """pgvector hands back a ``Vector`` (binary protocol) or an ndarray (text)."""
     to_numpy = getattr(v, "to_numpy", None)
@@ -156,7 +190,8 @@ async def _project(pool: Pool, grant: list[str] | None) -> _Projection:
             params,
         )
         counts = await cur.fetchone() or {"n": 0, "mapped": 0}
-        stored = counts["n"] > 0 and counts["mapped"] == counts["n"]
+        # Statements mined since the last re-mine have no stored coordinates yet.
+        stored = counts["n"] > 0 and counts["mapped"] >= STORED_SHARE * counts["n"]
         if stored:
             sql = f"SELECT {columns} FROM statements s WHERE {where} ORDER BY s.id"
         else:
@@ -173,9 +208,7 @@ async def _project(pool: Pool, grant: list[str] | None) -> _Projection:
     if not rows:
         return _Projection("empty", None, [], labels)
     if stored:
-        for r in rows:
-            r["x"], r["y"] = float(r.pop("map_x")), float(r.pop("map_y"))
-        return _Projection("stored", None, rows, labels)
+        return _Projection("stored", None, _place_unmapped(rows), labels)
 
     vectors = np.vstack([_as_array(r.pop("embedding")) for r in rows])
     coords, explained = await asyncio.to_thread(
@@ -254,6 +287,7 @@ async def theme_map(
             cycle_id=r["cycle_id"],
             kind=r["kind"],
             text=_cut(r["text"]),
+            approximate=r.get("approximate", False),
         )
         for r in rows
     ]

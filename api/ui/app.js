@@ -3,7 +3,7 @@
 
 import { ApiError, get, getAll, itemsOf, onAuthError, storeKey, storedKey } from "./api.js";
 import {
-  assignThemeColours, colourFor, drawThemeMap, drawTimeline, drawTrend, fillMonths, loadPlotly, purge,
+  assignThemeColours, colourFor, drawThemeMap, drawTimeline, drawTrend, extentOf, fillMonths, loadPlotly, purge,
   STATE_COLOURS,
 } from "./charts.js";
 
@@ -146,6 +146,7 @@ async function loadMap() {
   if (!state.mapPromise) {
     state.mapPromise = get("themes/map", { limit: 8000 }).then((m) => {
       state.map = m;
+      state.mapExtent = extentOf(m.points);
       assignThemeColours(m.themes.map((t) => t.id));
       for (const t of m.themes) state.themeLabels.set(t.id, t.label);
       return m;
@@ -306,6 +307,7 @@ async function renderMap({ language, programme }) {
   try {
     await drawThemeMap(el, points, map.themes, {
       languageName,
+      extent: state.mapExtent,
       onThemeClick: (id) => {
         window.location.hash = `#/themes/${encodeURIComponent(id)}`;
       },

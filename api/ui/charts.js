@@ -91,7 +91,7 @@ function hasWebGL() {
  * The theme map: one trace per colour-assigned theme, the rest as "other
  * themes", unassigned statements last. `points` are already filtered.
  */
-export async function drawThemeMap(el, points, themes, { onThemeClick, languageName }) {
+export async function drawThemeMap(el, points, themes, { onThemeClick, languageName, extent }) {
   const Plotly = await loadPlotly();
   const labels = new Map(themes.map((t) => [t.id, t.label]));
   const groups = new Map();
@@ -116,7 +116,7 @@ export async function drawThemeMap(el, points, themes, { onThemeClick, languageN
       y: pts.map((p) => p.y),
       customdata: pts.map((p) => [
         escapeHover(p.theme_id ? labels.get(p.theme_id) || p.theme_id : "not yet in a theme"),
-        languageName(p.language),
+        languageName(p.language) + (p.approximate ? " · placed near its theme until the next re-mine" : ""),
         wrap(p.text),
         p.theme_id || "",
       ]),
@@ -137,8 +137,9 @@ export async function drawThemeMap(el, points, themes, { onThemeClick, languageN
     hovermode: "closest",
     hoverlabel: { bgcolor: "#ffffff", bordercolor: "#c3ccd5", font: { ...FONT, size: 13 }, align: "left" },
     dragmode: "pan",
-    xaxis: { showticklabels: false, zeroline: false, showgrid: true, gridcolor: "#eef1f4", title: { text: "" } },
-    yaxis: { showticklabels: false, zeroline: false, showgrid: true, gridcolor: "#eef1f4", scaleanchor: "x", scaleratio: 1 },
+    // The full map's extent, so filtering never moves the points under the reader's eyes.
+    xaxis: { showticklabels: false, zeroline: false, showgrid: true, gridcolor: "#eef1f4", range: extent && extent.x },
+    yaxis: { showticklabels: false, zeroline: false, showgrid: true, gridcolor: "#eef1f4", range: extent && extent.y },
     legend: { orientation: "v", x: 1.01, xanchor: "left", y: 1, itemsizing: "constant", font: { size: 11 } },
     showlegend: traces.length > 1,
     uirevision: "theme-map",
@@ -293,6 +294,18 @@ export async function drawTimeline(el, meetings, { now, nextDeadline, fmt }) {
     annotations,
   };
   await Plotly.react(el, traces, layout, { ...CONFIG, displayModeBar: false });
+}
+
+/** [min, max] of x and y over all points, with a margin. */
+export function extentOf(points) {
+  if (!points.length) return null;
+  const span = (vals) => {
+    const lo = Math.min(...vals);
+    const hi = Math.max(...vals);
+    const pad = (hi - lo || 1) * 0.06;
+    return [lo - pad, hi + pad];
+  };
+  return { x: span(points.map((p) => p.x)), y: span(points.map((p) => p.y)) };
 }
 
 export function purge(el) {
