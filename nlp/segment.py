@@ -66,7 +66,7 @@ def _words(text: str) -> int:
 class Segmenter:
     """Splits a note into statements; see the module docstring for the rules."""
 
-    def __init__(self, min_words: int = 4, min_chars: int = 15, max_heading_words: int = 8) -> None:
+    def __init__(self, min_words: int = 3, min_chars: int = 15, max_heading_words: int = 8) -> None:
         self.min_words = min_words
         self.min_chars = min_chars
         self.max_heading_words = max_heading_words
