@@ -20,12 +20,13 @@ sys.path.insert(0, str(ROOT))
 def report(rows: list[dict], pred: list[str], title: str) -> None:
     from nlp.types import KINDS
 
-    print(f"\n{title} (n={len(rows)}, accuracy {sum(p == r['kind'] for p, r in zip(pred, rows)) / max(len(rows), 1):.2f})")
+    acc = sum(p == r["kind"] for p, r in zip(pred, rows, strict=True)) / max(len(rows), 1)
+    print(f"\n{title} (n={len(rows)}, accuracy {acc:.2f})")
     print(f"{'kind':16s} {'prec':>6s} {'recall':>6s} {'n':>4s}")
     for k in KINDS:
-        tp = sum(p == k and r["kind"] == k for p, r in zip(pred, rows))
-        fp = sum(p == k and r["kind"] != k for p, r in zip(pred, rows))
-        fn = sum(p != k and r["kind"] == k for p, r in zip(pred, rows))
+        tp = sum(p == k and r["kind"] == k for p, r in zip(pred, rows, strict=True))
+        fp = sum(p == k and r["kind"] != k for p, r in zip(pred, rows, strict=True))
+        fn = sum(p != k and r["kind"] == k for p, r in zip(pred, rows, strict=True))
         prec = tp / (tp + fp) if tp + fp else 0.0
         rec = tp / (tp + fn) if tp + fn else 0.0
         print(f"{k:16s} {prec:6.2f} {rec:6.2f} {tp + fn:4d}")
@@ -37,7 +38,8 @@ def main() -> int:
     ap.add_argument("--no-proto", action="store_true", help="cue lexicons only")
     ap.add_argument("--other-bonus", type=float, default=None)
     args = ap.parse_args()
-    rows = [json.loads(line) for line in open(args.file, encoding="utf-8") if line.strip()]
+    lines = Path(args.file).read_text(encoding="utf-8").splitlines()
+    rows = [json.loads(line) for line in lines if line.strip()]
     from nlp.kinds import KindClassifier
 
     emb = None
@@ -58,7 +60,7 @@ def main() -> int:
         idx = [i for i, r in enumerate(rows) if r["language"] == lang]
         acc = sum(pred[i] == rows[i]["kind"] for i in idx) / len(idx)
         print(f"{lang}: accuracy {acc:.2f} (n={len(idx)})")
-    confusion = Counter((r["kind"], p) for r, p in zip(rows, pred) if r["kind"] != p)
+    confusion = Counter((r["kind"], p) for r, p in zip(rows, pred, strict=True) if r["kind"] != p)
     print("\nmost common confusions (true -> predicted):", confusion.most_common(6))
     return 0
 

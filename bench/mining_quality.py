@@ -45,8 +45,15 @@ def load(sib: Path, langs: list[str], split: str, limit: int | None) -> list[dic
             for i, r in enumerate(reader):
                 if limit is not None and i >= limit:
                     break
-                rows.append({"id": f"{lang}:{r['index_id']}", "index_id": r["index_id"],
-                             "topic": r["category"], "lang": lang, "text": r["text"]})
+                rows.append(
+                    {
+                        "id": f"{lang}:{r['index_id']}",
+                        "index_id": r["index_id"],
+                        "topic": r["category"],
+                        "lang": lang,
+                        "text": r["text"],
+                    }
+                )
     return rows
 
 
@@ -62,9 +69,15 @@ def metrics(labels: list, rows: list[dict]) -> dict[str, float]:
     agree = np.mean([len(set(g)) == 1 and g[0] != "-1" for g in groups.values()])
     outl = np.mean([lb is None or lb == -1 for lb in labels])
     themes = len({x for x in labels if x is not None and x != -1})
-    return {"V": v_measure_score(topic, lab), "NMI": normalized_mutual_info_score(topic, lab),
-            "ARI": adjusted_rand_score(topic, lab), "leak": normalized_mutual_info_score(lang, lab),
-            "TA": float(agree), "out": float(outl), "k": themes}
+    return {
+        "V": v_measure_score(topic, lab),
+        "NMI": normalized_mutual_info_score(topic, lab),
+        "ARI": adjusted_rand_score(topic, lab),
+        "leak": normalized_mutual_info_score(lang, lab),
+        "TA": float(agree),
+        "out": float(outl),
+        "k": themes,
+    }
 
 
 def run_peerlearn(rows: list[dict], seed: int, cache: Path, extra: list[str]) -> tuple[list, float]:
@@ -74,20 +87,42 @@ def run_peerlearn(rows: list[dict], seed: int, cache: Path, extra: list[str]) ->
             for r in rows:
                 fh.write(json.dumps({"id": r["id"], "text": r["text"]}, ensure_ascii=False) + "\n")
         t = time.perf_counter()
-        subprocess.run([sys.executable, "-m", "peerlearn.cli", "mine", "--input", str(inp), "--out",
-                        str(Path(tmp) / "out"), "--unit", "statement", "--seed", str(seed),
-                        "--cache", str(cache), "--quiet", *extra], check=True, cwd=ROOT,
-                       env={**os.environ, "HF_HUB_OFFLINE": "1"})
+        subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "peerlearn.cli",
+                "mine",
+                "--input",
+                str(inp),
+                "--out",
+                str(Path(tmp) / "out"),
+                "--unit",
+                "statement",
+                "--seed",
+                str(seed),
+                "--cache",
+                str(cache),
+                "--quiet",
+                *extra,
+            ],
+            check=True,
+            cwd=ROOT,
+            env={**os.environ, "HF_HUB_OFFLINE": "1"},
+        )
         wall = time.perf_counter() - t
         theme = {}
-        for line in open(Path(tmp) / "out" / "statements.jsonl", encoding="utf-8"):
-            s = json.loads(line)
-            theme[s["id"]] = s["theme"]
+        with open(Path(tmp) / "out" / "statements.jsonl", encoding="utf-8") as fh:
+            for line in fh:
+                s = json.loads(line)
+                theme[s["id"]] = s["theme"]
     return [theme[r["id"]] for r in rows], wall
 
 
 def main() -> int:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     ap.add_argument("--sib", type=Path, default=Path("/work/shared/data/sib200"))
     ap.add_argument("--langs", default="eng_Latn,swe_Latn,pol_Latn")
     ap.add_argument("--split", default="dev")
@@ -100,8 +135,11 @@ def main() -> int:
     langs = args.langs.split(",")
     rows = load(args.sib, langs, args.split, args.limit)
     seeds = [int(s) for s in args.seeds.split(",")]
-    print(f"{len(rows)} sentences, {len(langs)} languages ({args.split}), "
-          f"{len({r['topic'] for r in rows})} topics, seeds {seeds}", flush=True)
+    print(
+        f"{len(rows)} sentences, {len(langs)} languages ({args.split}), "
+        f"{len({r['topic'] for r in rows})} topics, seeds {seeds}",
+        flush=True,
+    )
 
     from nlp.cache import FileCache
     from nlp.debias import LanguageDebiaser
@@ -115,7 +153,9 @@ def main() -> int:
     X = miner.embed(sts)
     print(f"embeddings ready in {time.perf_counter() - t:.1f}s (cache {args.cache})", flush=True)
     detected = [s.language for s in sts]
-    lang_ok = np.mean([d == ISO.get(r["lang"][:3], "?") for d, r in zip(detected, rows, strict=True)])
+    lang_ok = np.mean(
+        [d == ISO.get(r["lang"][:3], "?") for d, r in zip(detected, rows, strict=True)]
+    )
     print(f"language id agreement with the SIB language: {lang_ok:.3f}")
 
     results: dict[str, list[dict[str, float]]] = defaultdict(list)
@@ -129,33 +169,44 @@ def main() -> int:
         k = len({r["topic"] for r in rows})
         t = time.perf_counter()
         km = KMeans(k, n_init=10, random_state=seed).fit_predict(X)
-        results["k-means true k, raw"].append({**metrics(km.tolist(), rows), "time": time.perf_counter() - t})
+        results["k-means true k, raw"].append(
+            {**metrics(km.tolist(), rows), "time": time.perf_counter() - t}
+        )
         deb = LanguageDebiaser()
         means, g = deb.fit(X, detected)
         Y = deb.transform(X, detected, means, g)
         t = time.perf_counter()
         km = KMeans(k, n_init=10, random_state=seed).fit_predict(Y)
-        results["k-means true k, centred"].append({**metrics(km.tolist(), rows),
-                                                   "time": time.perf_counter() - t})
+        results["k-means true k, centred"].append(
+            {**metrics(km.tolist(), rows), "time": time.perf_counter() - t}
+        )
         if not args.no_bertopic:
             from bertopic import BERTopic
             from umap import UMAP
 
             t = time.perf_counter()
-            umap_model = UMAP(n_neighbors=15, n_components=5, min_dist=0.0, metric="cosine",
-                              random_state=seed)
-            topic_model = BERTopic(embedding_model=None, umap_model=umap_model, language="multilingual")
+            umap_model = UMAP(
+                n_neighbors=15, n_components=5, min_dist=0.0, metric="cosine", random_state=seed
+            )
+            topic_model = BERTopic(
+                embedding_model=None, umap_model=umap_model, language="multilingual"
+            )
             topics, _ = topic_model.fit_transform([r["text"] for r in rows], embeddings=X)
-            results["BERTopic 0.17 (same emb.)"].append({**metrics(list(topics), rows),
-                                                       "time": time.perf_counter() - t})
+            results["BERTopic 0.17 (same emb.)"].append(
+                {**metrics(list(topics), rows), "time": time.perf_counter() - t}
+            )
         print(f"seed {seed} done", flush=True)
 
-    print(f"\n{'method':28s} {'V':>6s} {'NMI':>6s} {'ARI':>6s} {'leak':>6s} {'TA':>6s} {'out':>6s} "
-          f"{'themes':>6s} {'time s':>7s}   (mean of {len(seeds)} seeds)")
+    print(
+        f"\n{'method':28s} {'V':>6s} {'NMI':>6s} {'ARI':>6s} {'leak':>6s} {'TA':>6s} {'out':>6s} "
+        f"{'themes':>6s} {'time s':>7s}   (mean of {len(seeds)} seeds)"
+    )
     for name, rs in results.items():
         m = {k: float(np.mean([r[k] for r in rs])) for k in rs[0]}
-        print(f"{name:28s} {m['V']:6.3f} {m['NMI']:6.3f} {m['ARI']:6.3f} {m['leak']:6.3f} {m['TA']:6.2f} "
-              f"{m['out']:6.2f} {m['k']:6.1f} {m['time']:7.2f}")
+        print(
+            f"{name:28s} {m['V']:6.3f} {m['NMI']:6.3f} {m['ARI']:6.3f} {m['leak']:6.3f} {m['TA']:6.2f} "  # noqa: E501
+            f"{m['out']:6.2f} {m['k']:6.1f} {m['time']:7.2f}"
+        )
     pv = np.mean([r["V"] for r in results["peerlearn (CLI)"]])
     kv = np.mean([r["V"] for r in results["k-means true k, centred"]])
     print(f"\npeerlearn V / k-means-true-k (centred) V = {pv / kv:.2f}")

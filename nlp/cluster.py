@@ -20,7 +20,9 @@ def _normalise(x: np.ndarray) -> np.ndarray:
     return (x / np.maximum(n, 1e-12)).astype(np.float32)
 
 
-def _kmeans(Y: np.ndarray, k: int, seed: int, n_init: int = 4) -> tuple[np.ndarray, np.ndarray, float]:
+def _kmeans(
+    Y: np.ndarray, k: int, seed: int, n_init: int = 4
+) -> tuple[np.ndarray, np.ndarray, float]:
     from sklearn.cluster import KMeans
 
     km = KMeans(n_clusters=k, n_init=n_init, random_state=seed, max_iter=200)
@@ -41,12 +43,20 @@ class Clusterer:
        similar enough, else left unassigned.
     """
 
-    def __init__(self, granularity: float = 1.0, min_size: int = 3, outlier_threshold: float = 0.05,
-                 threshold: float | None = None, max_micro: int = 60) -> None:
+    def __init__(
+        self,
+        granularity: float = 1.0,
+        min_size: int = 3,
+        outlier_threshold: float = 0.05,
+        threshold: float | None = None,
+        max_micro: int = 60,
+    ) -> None:
         self.granularity = granularity
         self.min_size = min_size
         self.outlier_threshold = outlier_threshold
-        self.threshold = threshold if threshold is not None else min(0.99, max(0.3, 1 - 0.15 * granularity))
+        self.threshold = (
+            threshold if threshold is not None else min(0.99, max(0.3, 1 - 0.15 * granularity))
+        )
         self.max_micro = max_micro
 
     def fit(self, Y: np.ndarray, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
@@ -56,14 +66,20 @@ class Clusterer:
         Y = np.asarray(Y, dtype=np.float32)
         n = len(Y)
         if n == 0:
-            return np.zeros(0, np.int64), np.zeros((0, Y.shape[1] if Y.ndim == 2 else 384), np.float32)
+            return np.zeros(0, np.int64), np.zeros(
+                (0, Y.shape[1] if Y.ndim == 2 else 384), np.float32
+            )
         if n < 2 * self.min_size:
             return np.zeros(n, np.int64), _normalise(Y.mean(0, keepdims=True))
         m = int(min(self.max_micro, max(2, round(1.5 * math.sqrt(n))), n // 2))
         micro, mcents, _ = _kmeans(Y, m, seed, n_init=2)
         if m > 2:
-            agg = AgglomerativeClustering(n_clusters=None, distance_threshold=self.threshold,
-                                          linkage="average", metric="cosine").fit(mcents)
+            agg = AgglomerativeClustering(
+                n_clusters=None,
+                distance_threshold=self.threshold,
+                linkage="average",
+                metric="cosine",
+            ).fit(mcents)
             merged = agg.labels_[micro]
         else:
             merged = micro
@@ -72,7 +88,9 @@ class Clusterer:
         km = KMeans(n_clusters=k, init=init, n_init=1, max_iter=100, random_state=seed).fit(Y)
         return self._tidy(Y, km.labels_.astype(np.int64), _normalise(km.cluster_centers_))
 
-    def _tidy(self, Y: np.ndarray, labels: np.ndarray, cents: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    def _tidy(
+        self, Y: np.ndarray, labels: np.ndarray, cents: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray]:
         sizes = np.bincount(labels[labels >= 0], minlength=len(cents))
         keep = np.flatnonzero(sizes >= self.min_size)
         if len(keep) == 0:
@@ -87,9 +105,9 @@ class Clusterer:
         out = np.where(kept_member, np.array([remap.get(int(v), -1) for v in labels]), new)
         out = np.where(kept_member | ok, out, -1)
         # recompute centroids from final members
-        cents = np.stack([
-            Y[out == c].mean(0) if (out == c).any() else cents[c] for c in range(len(keep))
-        ])
+        cents = np.stack(
+            [Y[out == c].mean(0) if (out == c).any() else cents[c] for c in range(len(keep))]
+        )
         order: list[int] = []
         for v in out.tolist():
             if v >= 0 and v not in order:

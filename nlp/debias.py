@@ -32,7 +32,7 @@ class LanguageDebiaser:
         L = np.asarray(langs)
         means: dict[str, np.ndarray] = {}
         for lang in sorted(set(langs)):
-            m = L == lang
+            m = np.equal(L, lang)
             n = int(m.sum())
             w = n / (n + self.shrink)
             means[lang] = (g + w * (X[m].mean(0) - g)).astype(np.float32)
@@ -47,8 +47,14 @@ class LanguageDebiaser:
         keep = s > 1e-4 * max(float(s.max()), 1e-12)
         return vt[keep].astype(np.float32) if keep.any() else None
 
-    def transform(self, X: np.ndarray, langs: Sequence[str], means: dict[str, np.ndarray],
-                  g: np.ndarray, project: bool | None = None) -> np.ndarray:
+    def transform(
+        self,
+        X: np.ndarray,
+        langs: Sequence[str],
+        means: dict[str, np.ndarray],
+        g: np.ndarray,
+        project: bool | None = None,
+    ) -> np.ndarray:
         X = np.asarray(X, dtype=np.float32)
         sub = np.stack([means.get(lang, g) for lang in langs]) if len(X) else X
         Y = X - sub

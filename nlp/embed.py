@@ -56,9 +56,9 @@ class TorchEmbedder:
     dim = DIM
 
     def __init__(self, model_dir: Path, batch_size: int = 32, device: str | None = None) -> None:
-        from nlp.model import load_sentence_transformer
-
         import torch
+
+        from nlp.model import load_sentence_transformer
 
         if device is None:
             device = "cuda" if torch.cuda.is_available() else "cpu"
@@ -94,8 +94,13 @@ class OnnxEmbedder:
 
     dim = DIM
 
-    def __init__(self, model_dir: Path, quantized: bool = True, batch_size: int = 32,
-                 threads: int | None = None) -> None:
+    def __init__(
+        self,
+        model_dir: Path,
+        quantized: bool = True,
+        batch_size: int = 32,
+        threads: int | None = None,
+    ) -> None:
         import onnxruntime as ort
         from tokenizers import Tokenizer
 
@@ -163,23 +168,36 @@ def export_onnx(model_dir: Path, quantized: bool = True) -> Path:
                 self.inner = inner
 
             def forward(self, input_ids: Any, attention_mask: Any) -> Any:
-                return self.inner(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
+                return self.inner(
+                    input_ids=input_ids, attention_mask=attention_mask
+                ).last_hidden_state
 
         with torch.no_grad():
             torch.onnx.export(
-                Wrapped(model), (ids, mask), str(tmp),
-                input_names=["input_ids", "attention_mask"], output_names=["last_hidden_state"],
-                dynamic_axes={"input_ids": {0: "b", 1: "t"}, "attention_mask": {0: "b", 1: "t"},
-                              "last_hidden_state": {0: "b", 1: "t"}},
-                opset_version=17, dynamo=False,
+                Wrapped(model),
+                (ids, mask),
+                str(tmp),
+                input_names=["input_ids", "attention_mask"],
+                output_names=["last_hidden_state"],
+                dynamic_axes={
+                    "input_ids": {0: "b", 1: "t"},
+                    "attention_mask": {0: "b", 1: "t"},
+                    "last_hidden_state": {0: "b", 1: "t"},
+                },
+                opset_version=17,
+                dynamo=False,
             )
         os.replace(tmp, fp32)
     if quantized and not int8.exists():
         from onnxruntime.quantization import QuantType, quantize_dynamic
 
         tmp = onnx_dir / f".model_int8.onnx.tmp{os.getpid()}"
-        quantize_dynamic(str(fp32), str(tmp), weight_type=QuantType.QInt8,
-                         op_types_to_quantize=["MatMul", "Gemm"])
+        quantize_dynamic(
+            str(fp32),
+            str(tmp),
+            weight_type=QuantType.QInt8,
+            op_types_to_quantize=["MatMul", "Gemm"],
+        )
         os.replace(tmp, int8)
     return want
 
@@ -206,8 +224,13 @@ class CachedEncoder:
     def key(self, text: str) -> str:
         return content_hash(text, self.tag)
 
-    def encode(self, texts: Sequence[str], keys: Sequence[str] | None = None,
-               progress: Callable[[int, int], None] | None = None, chunk: int = 256) -> np.ndarray:
+    def encode(
+        self,
+        texts: Sequence[str],
+        keys: Sequence[str] | None = None,
+        progress: Callable[[int, int], None] | None = None,
+        chunk: int = 256,
+    ) -> np.ndarray:
         keys = list(keys) if keys is not None else [self.key(t) for t in texts]
         found = self.cache.get_many(list(dict.fromkeys(keys)))
         out = np.zeros((len(texts), self.embedder.dim), dtype=np.float32)

@@ -14,9 +14,33 @@ from typing import Any
 
 # EU official languages plus Norwegian and Icelandic (Nordic partners). Irish and
 # Maltese are absent from lingua's model set.
-EU_LANGUAGES = (
-    "bg cs da de el en es et fi fr hr hu it lt lv nl pl pt ro sk sl sv nb nn is"
-).split()
+EU_LANGUAGES = [
+    "bg",
+    "cs",
+    "da",
+    "de",
+    "el",
+    "en",
+    "es",
+    "et",
+    "fi",
+    "fr",
+    "hr",
+    "hu",
+    "it",
+    "lt",
+    "lv",
+    "nl",
+    "pl",
+    "pt",
+    "ro",
+    "sk",
+    "sl",
+    "sv",
+    "nb",
+    "nn",
+    "is",
+]
 
 _detector: Any = None
 _lock = threading.Lock()
@@ -29,7 +53,11 @@ def get_detector() -> Any:
             if _detector is None:
                 from lingua import IsoCode639_1, LanguageDetectorBuilder
 
-                codes = [getattr(IsoCode639_1, c.upper()) for c in EU_LANGUAGES if hasattr(IsoCode639_1, c.upper())]
+                codes = [
+                    getattr(IsoCode639_1, c.upper())
+                    for c in EU_LANGUAGES
+                    if hasattr(IsoCode639_1, c.upper())
+                ]
                 _detector = (
                     LanguageDetectorBuilder.from_iso_codes_639_1(*codes)
                     .with_preloaded_language_models()
@@ -66,7 +94,9 @@ class LanguageIdentifier:
     def warm(self) -> None:
         get_detector()
 
-    def detect(self, texts: Sequence[str], declared: Sequence[str | None] | None = None) -> list[str]:
+    def detect(
+        self, texts: Sequence[str], declared: Sequence[str | None] | None = None
+    ) -> list[str]:
         det = get_detector()
         decl = [_norm_code(d) for d in (declared or [None] * len(texts))]
         out: list[str | None] = [None] * len(texts)
@@ -89,7 +119,9 @@ class LanguageIdentifier:
                 code = best.language.iso_code_639_1.name.lower()
                 d = decl[i]
                 if d and d != code:
-                    dv = next((v.value for v in vals if v.language.iso_code_639_1.name.lower() == d), 0.0)
+                    dv = next(
+                        (v.value for v in vals if v.language.iso_code_639_1.name.lower() == d), 0.0
+                    )
                     if best.value - dv < self.margin:
                         code = d
                 out[i] = code

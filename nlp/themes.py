@@ -42,7 +42,11 @@ def match_themes(
     new_sets = [{hashes[i] for i in c} for c in clusters]
     scores: list[tuple[float, int, int]] = []
     contrib: dict[int, list[str]] = defaultdict(list)
-    pc = np.asarray(prev_centroids, dtype=np.float32).reshape(len(prev_ids), -1) if len(prev_ids) else None
+    pc = (
+        np.asarray(prev_centroids, dtype=np.float32).reshape(len(prev_ids), -1)
+        if len(prev_ids)
+        else None
+    )
     cos = centroids @ pc.T if pc is not None and len(pc) and len(centroids) else None
     for ci, ns in enumerate(new_sets):
         for pj, pid in enumerate(prev_ids):
@@ -168,7 +172,9 @@ def multilingual_keyphrases(
     return out
 
 
-def merge_keyphrases(by_lang: dict[str, list[str]], counts: dict[str, int], top: int = 8) -> list[str]:
+def merge_keyphrases(
+    by_lang: dict[str, list[str]], counts: dict[str, int], top: int = 8
+) -> list[str]:
     """Round-robin over languages, larger languages first."""
     order = sorted(by_lang, key=lambda lg: (-counts.get(lg, 0), lg))
     out: list[str] = []

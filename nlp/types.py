@@ -39,7 +39,7 @@ class NoteIn:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> NoteIn:
-        return _from_dict(cls, data)  # type: ignore[no-any-return]
+        return _from_dict(cls, data)
 
 
 @dataclass
@@ -67,7 +67,7 @@ class Statement:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Statement:
-        return _from_dict(cls, data)  # type: ignore[no-any-return]
+        return _from_dict(cls, data)
 
 
 @dataclass
@@ -90,7 +90,7 @@ class ThemeSummary:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> ThemeSummary:
-        return _from_dict(cls, data)  # type: ignore[no-any-return]
+        return _from_dict(cls, data)
 
 
 @dataclass
@@ -106,7 +106,7 @@ class ThemeChange:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> ThemeChange:
-        return _from_dict(cls, data)  # type: ignore[no-any-return]
+        return _from_dict(cls, data)
 
 
 @dataclass
@@ -158,7 +158,8 @@ class ThemeModel:
             theme_ids=list(data["theme_ids"]),
             centroids=cents,
             language_means={
-                k: np.asarray(v, dtype=np.float32) for k, v in data.get("language_means", {}).items()
+                k: np.asarray(v, dtype=np.float32)
+                for k, v in data.get("language_means", {}).items()
             },
             global_mean=np.asarray(data.get("global_mean") or np.zeros(dim), dtype=np.float32),
             threshold=float(data["threshold"]),

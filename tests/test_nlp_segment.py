@@ -51,10 +51,12 @@ def test_bullets_and_numbered_items_are_statements_with_headings(lang: str) -> N
     assert len(segs) == 4, [s.text for s in segs]
     assert [s.position for s in segs] == [1, 2, 3, 4]
     # headings are context, never statements
-    assert segs[0].heading is not None and segs[0].heading.endswith(("worked", "fungerade", "sprawdziło"))
+    assert segs[0].heading is not None and segs[0].heading.endswith(
+        ("worked", "fungerade", "sprawdziło")
+    )
     assert all(not s.text.endswith(":") for s in segs)
     # markers are stripped
-    assert all(not s.text[:1] in "-*•12" for s in segs)
+    assert all(s.text[:1] not in "-*•12" for s in segs)
     assert segs[3].text[:1].isupper()
 
 
@@ -71,7 +73,11 @@ def test_prose_is_split_into_sentences_and_fragments_are_merged() -> None:
 
 
 def test_wrapped_bullet_lines_stay_one_statement() -> None:
-    text = "- Translation of the toolkit took far longer than planned\n  and delayed the workshops.\n- Next item here is fine."
+    text = (
+        "- Translation of the toolkit took far longer than planned\n"
+        "  and delayed the workshops.\n"
+        "- Next item here is fine."
+    )
     segs = Segmenter().split(text, "en")
     assert len(segs) == 2
     assert segs[0].text.endswith("delayed the workshops.")
@@ -94,16 +100,28 @@ def test_language_id_per_statement_on_a_mixed_note() -> None:
 
 def test_lemmas_drop_stop_words() -> None:
     assert content_lemmas("The partners were meeting monthly with the mentors.", "en") == [
-        "partner", "meet", "monthly", "mentor"]
+        "partner",
+        "meet",
+        "monthly",
+        "mentor",
+    ]
     pl = content_lemmas("Partnerzy spotykali się co miesiąc z mentorami.", "pl")
     assert "partner" in pl and "się" not in pl
 
 
 def test_kind_cues_on_a_small_labelled_set() -> None:
-    rows = [json.loads(line) for line in open(FIXTURES / "kinds.jsonl", encoding="utf-8")]
+    lines = (FIXTURES / "kinds.jsonl").read_text(encoding="utf-8").splitlines()
+    rows = [json.loads(line) for line in lines]
     rows = [r for r in rows if r["language"] in ("en", "sv", "pl", "de")][::3]
     res = KindClassifier().classify([r["text"] for r in rows], [r["language"] for r in rows])
     acc = sum(k == r["kind"] for (k, _), r in zip(res, rows, strict=True)) / len(rows)
     assert acc >= 0.75, acc
     labelled = {k for k, _ in res}
-    assert {"lesson", "recommendation", "best_practice", "challenge", "success", "other"} <= labelled
+    assert {
+        "lesson",
+        "recommendation",
+        "best_practice",
+        "challenge",
+        "success",
+        "other",
+    } <= labelled

@@ -105,7 +105,8 @@ class Stack:
             assert self.proc.poll() is None, f"supervisor exited: {self.log.read_text()}"
             try:
                 status, _ = http_get(self.api + "/health", timeout=2)
-                if status == 200:
+                # the supervisor announces itself once it saw 200 too
+                if status == 200 and "peerlearn is up" in self.log.read_text():
                     self.started_s = time.monotonic() - t0
                     self.remember()
                     return
