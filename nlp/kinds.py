@@ -501,16 +501,16 @@ PROTOTYPES: dict[str, list[str]] = {
     ],
 }
 
-_compiled: dict[tuple[str, str], list[re.Pattern[str]]] = {}
+_compiled: dict[tuple[str, str], re.Pattern[str] | None] = {}
 
 
-def _patterns(kind: str, lang: str) -> list[re.Pattern[str]]:
+def _pattern(kind: str, lang: str) -> re.Pattern[str] | None:
+    """One alternation per kind and language: a single scan instead of one per cue."""
     key = (kind, lang)
-    pats = _compiled.get(key)
-    if pats is None:
-        pats = [re.compile(p) for p in CUES[kind].get(lang, [])]
-        _compiled[key] = pats
-    return pats
+    if key not in _compiled:
+        pats = CUES[kind].get(lang, [])
+        _compiled[key] = re.compile("|".join(f"(?:{p})" for p in pats)) if pats else None
+    return _compiled[key]
 
 
 def cue_scores(text: str, lang: str) -> dict[str, float]:
@@ -522,7 +522,8 @@ def cue_scores(text: str, lang: str) -> dict[str, float]:
         langs.append("en")  # English words are common in notes in every language
     for kind in KIND_NAMES:
         for lg in langs:
-            if any(p.search(low) for p in _patterns(kind, lg)):
+            pat = _pattern(kind, lg)
+            if pat is not None and pat.search(low):
                 out[kind] = 1.0 + PRIORITY[kind]
                 break
     return out

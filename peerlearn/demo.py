@@ -144,6 +144,9 @@ def load(
                     )
                     _check(r, f"submit note {key}", ok=(200, 201, 202))
                     counts["notes"] += 1
+        # Each note's statements are written by the cycle workflow's mining step a
+        # moment after the note is stored; mine only once all of them are in.
+        _wait_for_statements(http, [c["id"] for c in data["cycles"]], counts["notes"])
         # New notes only join existing themes; the first themes come from a full mine.
         # "all" with the admin key: the demo is loaded into a fresh state folder.
         scope = "all" if token and token == admin_token else prog["id"]
@@ -151,6 +154,22 @@ def load(
         run = _check(r, "start a mining run", ok=(200, 201, 202, 409))
         counts["themes"] = _wait_for_run(http, run) if r.status_code != 409 else 0
     return counts
+
+
+def _wait_for_statements(
+    http: httpx.Client, cycle_ids: list[str], notes: int, timeout: float = 600
+) -> None:
+    """Block until every submitted note has its ThemesUpdated event (statements stored)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        mined = 0
+        for cid in cycle_ids:
+            r = http.get(f"/v1/cycles/{cid}/events", params={"limit": 5000})
+            events = _check(r, f"events of {cid}")["items"]
+            mined += sum(1 for e in events if e["type"] == "ThemesUpdated")
+        if mined >= notes or time.monotonic() > deadline:
+            return
+        time.sleep(1.0)
 
 
 def _wait_for_run(http: httpx.Client, run: dict[str, Any], timeout: float = 600) -> int:

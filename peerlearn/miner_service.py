@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import psycopg
+from psycopg.rows import dict_row
 from psycopg_pool import AsyncConnectionPool
 
 from peerlearn.settings import Settings
@@ -48,8 +49,26 @@ def get_miner(settings: Settings) -> Miner:
             warm = getattr(miner, "warm", None)
             if callable(warm):  # language detector, model, kind prototypes: now, not mid-request
                 warm()
+            _warm_lemmas(miner)
             _miners[path] = miner
     return miner
+
+
+# Lemma dictionaries load on a language's first use (seconds each on a busy
+# machine); loading the common ones with the model keeps that out of the first
+# note in Polish or German.
+_WARM_TEXTS = {
+    "pl": "Nauczyliśmy się, że regularne spotkania partnerów budują zaufanie.",
+    "de": "Wir haben gelernt, dass regelmäßige Treffen der Partner Vertrauen schaffen.",
+    "sv": "Vi lärde oss att regelbundna möten mellan partnerna bygger förtroende.",
+}
+
+
+def _warm_lemmas(miner: Miner) -> None:
+    from peerlearn.nlp_adapter import make_note
+
+    notes = [make_note(id=f"warm-{k}", text=t, language=k) for k, t in _WARM_TEXTS.items()]
+    miner.segment(notes, "note")
 
 
 def set_miner(settings: Settings, miner: Miner) -> None:
@@ -117,10 +136,12 @@ async def cached_embeddings(
     keys = list(dict.fromkeys(hashes))
     if not keys:
         return {}
-    cur = await conn.execute(
-        "SELECT content_hash, embedding FROM embeddings WHERE content_hash = ANY(%s)", (keys,)
-    )
-    return {r["content_hash"]: _as_array(r["embedding"]) for r in await cur.fetchall()}
+    async with conn.cursor(row_factory=dict_row, binary=True) as cur:
+        await cur.execute(
+            "SELECT content_hash, embedding FROM embeddings WHERE content_hash = ANY(%s)", (keys,)
+        )
+        rows = await cur.fetchall()
+    return {r["content_hash"]: _as_array(r["embedding"]) for r in rows}
 
 
 async def store_embeddings(
@@ -128,11 +149,13 @@ async def store_embeddings(
 ) -> None:
     if not items:
         return
+    # one pipelined batch (psycopg sends every row before reading any answer);
+    # sorted keys keep concurrent writers from deadlocking on the unique index
     async with conn.cursor() as cur:
         await cur.executemany(
             "INSERT INTO embeddings (content_hash, embedding) VALUES (%s, %s)"
             " ON CONFLICT (content_hash) DO NOTHING",
-            [(h, _as_array(v)) for h, v in items.items()],
+            [(h, _as_array(items[h])) for h in sorted(items)],
         )
 
 
@@ -155,8 +178,10 @@ async def embed_statements(
             missing[s.content_hash] = s
     if missing:
         todo = list(missing.values())
-        vecs = await asyncio.to_thread(miner.embed, todo)
-        new = {s.content_hash: np.asarray(vecs[i], dtype=np.float32) for i, s in enumerate(todo)}
+        # straight to the encoder (off the event loop): the miner's own in-memory
+        # cache would only keep a second copy of every vector for the process' life
+        vecs = await asyncio.to_thread(encode_texts, miner, [s.text for s in todo])
+        new = {s.content_hash: vecs[i] for i, s in enumerate(todo)}
         async with pool.connection() as conn:
             await store_embeddings(conn, new)
             await conn.commit()
@@ -175,6 +200,7 @@ class QueryEmbedder:
         self.settings = settings
         self.size = size
         self._cache: OrderedDict[str, tuple[np.ndarray, str]] = OrderedDict()
+        self._pending: dict[str, asyncio.Future[tuple[np.ndarray, str]]] = {}
         self.hits = 0
         self.misses = 0
 
@@ -189,18 +215,30 @@ class QueryEmbedder:
             self._cache.move_to_end(key)
             self.hits += 1
             return hit
-        self.misses += 1
-        miner = await get_miner_async(self.settings)
+        task = self._pending.get(key)
+        if task is None:
+            self.misses += 1
+            task = self._pending[key] = asyncio.ensure_future(self._compute(key, text))
+        else:  # the same new query is being encoded: wait for that one
+            self.hits += 1
+        # shielded: a caller that goes away does not cancel the others' encoding
+        return await asyncio.shield(task)
 
-        def work() -> tuple[np.ndarray, str]:
-            vec = encode_texts(miner, [text])[0]
-            lang = "en"
-            langid = getattr(miner, "langid", None)
-            if langid is not None:
-                lang = str(langid.detect([text])[0] or "en")
-            return vec, lang
+    async def _compute(self, key: str, text: str) -> tuple[np.ndarray, str]:
+        try:
+            miner = await get_miner_async(self.settings)
 
-        value = await asyncio.to_thread(work)
+            def work() -> tuple[np.ndarray, str]:
+                vec = encode_texts(miner, [text])[0]
+                lang = "en"
+                langid = getattr(miner, "langid", None)
+                if langid is not None:
+                    lang = str(langid.detect([text])[0] or "en")
+                return vec, lang
+
+            value = await asyncio.to_thread(work)  # encoding never runs on the event loop
+        finally:
+            self._pending.pop(key, None)
         self._cache[key] = value
         if len(self._cache) > self.size:
             self._cache.popitem(last=False)
