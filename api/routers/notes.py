@@ -18,6 +18,7 @@ from pydantic import ValidationError
 from api import cycle_ops
 from api.auth import CurrentPrincipal, Principal, Role, require
 from api.deps import Pool, SettingsDep, TemporalClient
+from api.limits import check_note_text
 from api.problems import Problem
 from api.routers.programmes import programme_row
 from api.schemas_cycles import NoteIn, NotePage, NoteSubmitted
@@ -102,8 +103,7 @@ async def submit_notes(
         raise Problem(
             415, f"unsupported content type {ctype!r}; use JSON, text/markdown or text/plain"
         )
-    if len(note.text) > settings.max_note_chars:
-        raise Problem(422, f"text: longer than {settings.max_note_chars} characters")
+    check_note_text(note.text, settings)
     programme = await programme_row(pool, row["programme_id"])
     partners = [p["id"] for p in programme["partners"]] if programme else None
     principal.check_organisation(note.author_organisation, partners)
