@@ -18,10 +18,11 @@ import contextlib
 import logging
 from collections.abc import Sequence
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, LiteralString
 
 import numpy as np
 from psycopg import AsyncConnection
+from psycopg.rows import dict_row
 from psycopg.types.json import Jsonb
 from psycopg_pool import AsyncConnectionPool
 from temporalio import activity
@@ -74,6 +75,28 @@ def scope_clause(scope: str) -> tuple[str, tuple[Any, ...]]:
     return "programme_id = %s", (scope,)
 
 
+Row = dict[str, Any]
+
+
+async def fetch_all(
+    conn: AsyncConnection[Any], sql: LiteralString | str, params: Sequence[Any] | None = None,
+    *, binary: bool = False,
+) -> list[Row]:
+    """Rows as dicts whatever the connection's row factory. ``binary`` fetches
+    vectors as raw float arrays (no text parsing of 384 numbers per row)."""
+    async with conn.cursor(row_factory=dict_row, binary=binary) as cur:
+        await cur.execute(sql, params)
+        return await cur.fetchall()
+
+
+async def fetch_one(
+    conn: AsyncConnection[Any], sql: LiteralString | str, params: Sequence[Any] | None = None
+) -> Row | None:
+    async with conn.cursor(row_factory=dict_row) as cur:
+        await cur.execute(sql, params)
+        return await cur.fetchone()
+
+
 # ---- reading the cycle engine's read models (defensively: no hard schema coupling) ----
 
 
@@ -82,9 +105,7 @@ async def _one(
 ) -> dict[str, Any] | None:
     try:
         async with conn.transaction():
-            cur = await conn.execute(sql, params)  # type: ignore[arg-type]
-            row = await cur.fetchone()
-            return dict(row) if row else None
+            return await fetch_one(conn, sql, params)
     except Exception as exc:  # a table or column the read model does not have
         log.debug("read model lookup failed: %s", exc)
         return None
@@ -138,18 +159,24 @@ async def load_note_meta(
 
 
 async def load_model(conn: AsyncConnection[Any], scope: str) -> Any | None:
-    cur = await conn.execute(
-        "SELECT model, updated_at FROM theme_models WHERE scope = %s", (scope,)
-    )
-    row = await cur.fetchone()
+    """The scope's ThemeModel, parsed once per version: the cheap ``updated_at``
+    is read first, and the model's JSON (centroids, language means: hundreds
+    of kB) only travels and gets parsed (off the event loop) when it changed."""
+    row = await fetch_one(conn, "SELECT updated_at FROM theme_models WHERE scope = %s", (scope,))
     if row is None:
         return None
     key = (scope, row["updated_at"])
     model = _model_cache.get(key)
     if model is None:
+        full = await fetch_one(
+            conn, "SELECT model, updated_at FROM theme_models WHERE scope = %s", (scope,)
+        )
+        if full is None:
+            return None
+        key = (scope, full["updated_at"])
         from nlp.types import ThemeModel
 
-        model = ThemeModel.from_dict(row["model"])
+        model = await asyncio.to_thread(ThemeModel.from_dict, full["model"])
         for k in [k for k in _model_cache if k[0] == scope]:
             del _model_cache[k]
         _model_cache[key] = model
@@ -166,6 +193,47 @@ async def write_statements(
     theme_ids: Sequence[str | None],
     meta: dict[str, Any],
 ) -> None:
+    await write_notes_statements(conn, [(meta, statements, theme_ids)], [note_id])
+
+
+async def write_notes_statements(
+    conn: AsyncConnection[Any],
+    notes: Sequence[tuple[dict[str, Any], Sequence[Any], Sequence[str | None]]],
+    note_ids: Sequence[str] | None = None,
+) -> None:
+    """Replace the statements of many notes: one DELETE and one pipelined INSERT
+    batch for all of them (not two round trips per note)."""
+    rows: list[tuple[Any, ...]] = []
+    ids = list(note_ids) if note_ids is not None else [m["id"] for m, _, _ in notes]
+    for (meta, statements, theme_ids), note_id in zip(notes, ids, strict=True):
+        rows += _statement_rows(note_id, statements, theme_ids, meta)
+    await conn.execute(
+        "DELETE FROM statements WHERE note_id = ANY(%s) AND NOT (id = ANY(%s))",
+        (ids, [r[0] for r in rows]),
+    )
+    if not rows:
+        return
+    rows.sort(key=lambda r: r[0])  # one lock order for concurrent writers
+    async with conn.cursor() as cur:
+        await cur.executemany(
+            "INSERT INTO statements (id, note_id, position, programme_id, cycle_id, meeting_id,"
+            " organisation_id, text, language, kind, heading, content_hash, lemmas, theme_id,"
+            " source_date) VALUES (%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s)"
+            " ON CONFLICT (id) DO UPDATE SET position = EXCLUDED.position,"
+            " programme_id = EXCLUDED.programme_id, cycle_id = EXCLUDED.cycle_id,"
+            " meeting_id = EXCLUDED.meeting_id, organisation_id = EXCLUDED.organisation_id,"
+            " text = EXCLUDED.text, language = EXCLUDED.language, kind = EXCLUDED.kind,"
+            " heading = EXCLUDED.heading, content_hash = EXCLUDED.content_hash,"
+            " lemmas = EXCLUDED.lemmas, theme_id = EXCLUDED.theme_id,"
+            " source_date = EXCLUDED.source_date",
+            rows,
+        )
+
+
+def _statement_rows(
+    note_id: str, statements: Sequence[Any], theme_ids: Sequence[str | None],
+    meta: dict[str, Any],
+) -> list[tuple[Any, ...]]:
     rows = []
     for s, tid in zip(statements, theme_ids, strict=True):
         rows.append(
@@ -187,24 +255,7 @@ async def write_statements(
                 _as_date(meta.get("date")),
             )
         )
-    await conn.execute(
-        "DELETE FROM statements WHERE note_id = %s AND NOT (id = ANY(%s))",
-        (note_id, [r[0] for r in rows]),
-    )
-    async with conn.cursor() as cur:
-        await cur.executemany(
-            "INSERT INTO statements (id, note_id, position, programme_id, cycle_id, meeting_id,"
-            " organisation_id, text, language, kind, heading, content_hash, lemmas, theme_id,"
-            " source_date) VALUES (%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s)"
-            " ON CONFLICT (id) DO UPDATE SET position = EXCLUDED.position,"
-            " programme_id = EXCLUDED.programme_id, cycle_id = EXCLUDED.cycle_id,"
-            " meeting_id = EXCLUDED.meeting_id, organisation_id = EXCLUDED.organisation_id,"
-            " text = EXCLUDED.text, language = EXCLUDED.language, kind = EXCLUDED.kind,"
-            " heading = EXCLUDED.heading, content_hash = EXCLUDED.content_hash,"
-            " lemmas = EXCLUDED.lemmas, theme_id = EXCLUDED.theme_id,"
-            " source_date = EXCLUDED.source_date",
-            rows,
-        )
+    return rows
 
 
 def _as_date(v: Any) -> Any:
@@ -227,17 +278,39 @@ async def refresh_practices(
     theme_ids = sorted({t for t in theme_ids if t})
     if not theme_ids:
         return 0
-    cur = await conn.execute(
+    found = await fetch_all(
+        conn,
         "SELECT s.id, s.theme_id, s.kind, s.text, s.language, s.cycle_id, s.organisation_id,"
         " e.embedding FROM statements s JOIN embeddings e USING (content_hash)"
         " WHERE s.theme_id = ANY(%s) AND s.kind = ANY(%s) ORDER BY s.theme_id, s.id",
         (theme_ids, list(PRACTICE_KINDS)),
+        binary=True,
     )
-    by_theme: dict[str, list[dict[str, Any]]] = {}
-    for r in await cur.fetchall():
-        by_theme.setdefault(r["theme_id"], []).append(r)
+    # n x n similarities per theme and regexes per statement: seconds for big
+    # themes, so off the event loop (the worker's workflows share that loop)
+    rows = await asyncio.to_thread(_rank_all, found, run_id)
     await conn.execute("DELETE FROM practices WHERE theme_id = ANY(%s)", (theme_ids,))
-    rows = []
+    if rows:
+        async with conn.cursor() as c:
+            await c.executemany(
+                "INSERT INTO practices (statement_id, theme_id, kind, audience, support_cycles,"
+                " support_organisations, support_statements, score, rank, run_id)"
+                " VALUES (%s,%s,%s,%s,%s,%s,%s,%s,%s,%s) ON CONFLICT (statement_id) DO UPDATE SET"
+                " theme_id = EXCLUDED.theme_id, kind = EXCLUDED.kind, audience = EXCLUDED.audience,"
+                " support_cycles = EXCLUDED.support_cycles,"
+                " support_organisations = EXCLUDED.support_organisations,"
+                " support_statements = EXCLUDED.support_statements, score = EXCLUDED.score,"
+                " rank = EXCLUDED.rank, run_id = EXCLUDED.run_id, updated_at = now()",
+                rows,
+            )
+    return len(rows)
+
+
+def _rank_all(found: list[Row], run_id: str | None) -> list[tuple[Any, ...]]:
+    by_theme: dict[str, list[Row]] = {}
+    for r in found:
+        by_theme.setdefault(r["theme_id"], []).append(r)
+    rows: list[tuple[Any, ...]] = []
     for tid, rs in by_theme.items():
         ranked = rank_practices(
             tid,
@@ -254,20 +327,7 @@ async def refresh_practices(
              p.support_organisations, p.support_statements, p.score, p.rank, run_id)
             for p in ranked
         ]
-    if rows:
-        async with conn.cursor() as c:
-            await c.executemany(
-                "INSERT INTO practices (statement_id, theme_id, kind, audience, support_cycles,"
-                " support_organisations, support_statements, score, rank, run_id)"
-                " VALUES (%s,%s,%s,%s,%s,%s,%s,%s,%s,%s) ON CONFLICT (statement_id) DO UPDATE SET"
-                " theme_id = EXCLUDED.theme_id, kind = EXCLUDED.kind, audience = EXCLUDED.audience,"
-                " support_cycles = EXCLUDED.support_cycles,"
-                " support_organisations = EXCLUDED.support_organisations,"
-                " support_statements = EXCLUDED.support_statements, score = EXCLUDED.score,"
-                " rank = EXCLUDED.rank, run_id = EXCLUDED.run_id, updated_at = now()",
-                rows,
-            )
-    return len(rows)
+    return rows
 
 
 # ---- events ----------------------------------------------------------------------------
@@ -327,7 +387,9 @@ class MiningActivities:
         return (await self.ingest_notes([meta]))[0]
 
     async def ingest_notes(self, metas: list[dict[str, Any]]) -> list[AssignNoteThemesOutput]:
-        """:meth:`ingest_note` for many notes at once (one encoding batch)."""
+        """:meth:`ingest_note` for many notes at once: one segmentation call, one
+        cache read, one encoding batch, one write batch, one practices refresh.
+        Every CPU-bound step runs in a thread, never on the worker's event loop."""
         miner = await miner_service.get_miner_async(self.settings)
         notes = [make_note(**m) for m in metas]
         statements = await asyncio.to_thread(miner.segment, notes, "note")
@@ -337,45 +399,34 @@ class MiningActivities:
                 by_note[st.source_id].append(st)
         flat = [st for m in metas for st in by_note[m["id"]]]
         emb, _encoded = await miner_service.embed_statements(self.pool, miner, flat)
-        if flat:  # kinds (lesson, recommendation, ...) use the embeddings too
-            await asyncio.to_thread(miner.classify, flat, emb)
-        outs: list[AssignNoteThemesOutput] = []
         async with self.pool.connection() as conn:
             models: dict[str, tuple[str, Any]] = {}
-            pos = 0
-            all_touched: set[str] = set()
             for meta in metas:
-                stmts = by_note[meta["id"]]
-                vecs = emb[pos : pos + len(stmts)]
-                pos += len(stmts)
                 programme = meta.get("programme") or ""
-                if programme not in models:
-                    scope, model = "all", None
-                    if programme:
-                        model = await load_model(conn, programme)
-                        scope = programme if model is not None else "all"
-                    if model is None:
-                        model = await load_model(conn, "all")
-                    models[programme] = (scope, model)
-                scope, model = models[programme]
-                if model is not None and stmts:
-                    raw = await asyncio.to_thread(miner.assign, stmts, vecs, model)
-                else:
-                    raw = [None] * len(stmts)
-                theme_ids = [theme_key(scope, t) if t else None for t in raw]
-                await write_statements(conn, meta["id"], stmts, theme_ids, meta)
-                touched = sorted({t for t in theme_ids if t})
-                all_touched.update(touched)
-                outs.append(
-                    AssignNoteThemesOutput(
-                        statement_count=len(stmts),
-                        theme_ids=touched,
-                        unassigned=sum(1 for t in theme_ids if t is None),
-                    )
-                )
-            await refresh_practices(conn, sorted(all_touched))
+                if programme in models:
+                    continue
+                scope, model = "all", None
+                if programme:
+                    model = await load_model(conn, programme)
+                    scope = programme if model is not None else "all"
+                if model is None:
+                    model = await load_model(conn, "all")
+                models[programme] = (scope, model)
+            plan = [(m, by_note[m["id"]], models[m.get("programme") or ""]) for m in metas]
+            assigned = await asyncio.to_thread(_classify_and_assign, miner, flat, emb, plan)
+            writes = [(m, by_note[m["id"]], tids) for m, tids in zip(metas, assigned, strict=True)]
+            await write_notes_statements(conn, writes)
+            touched_all = sorted({t for tids in assigned for t in tids if t})
+            await refresh_practices(conn, touched_all)
             await conn.commit()
-        return outs
+        return [
+            AssignNoteThemesOutput(
+                statement_count=len(tids),
+                theme_ids=sorted({t for t in tids if t}),
+                unassigned=sum(1 for t in tids if t is None),
+            )
+            for tids in assigned
+        ]
 
     # -- ThemeMining stages -------------------------------------------------------------
 
@@ -383,12 +434,12 @@ class MiningActivities:
     async def mining_prepare(self, inp: MiningPrepareInput) -> MiningPrepareOutput:
         where, params = scope_clause(inp.scope)
         async with self.pool.connection() as conn:
-            cur = await conn.execute(
+            row = await fetch_one(
+                conn,
                 f"SELECT count(*) AS n, count(e.content_hash) AS cached FROM statements s"
                 f" LEFT JOIN embeddings e USING (content_hash) WHERE {where}",
                 params,
             )
-            row = await cur.fetchone()
             assert row is not None
             total = int(row["n"])
             await conn.execute(
@@ -412,39 +463,31 @@ class MiningActivities:
         repeated texts fall into one batch and are encoded once."""
         where, params = scope_clause(inp.scope)
         async with self.pool.connection() as conn:
-            cur = await conn.execute(
-                f"SELECT s.id, s.note_id, s.position, s.text, s.language, s.content_hash,"
-                f" (e.content_hash IS NOT NULL) AS cached FROM statements s"
+            rows = await fetch_all(
+                conn,
+                f"SELECT s.id, s.content_hash, CASE WHEN e.content_hash IS NULL THEN s.text END"
+                f" AS text FROM statements s"
                 f" LEFT JOIN embeddings e USING (content_hash) WHERE {where}"
                 f" ORDER BY s.content_hash, s.id OFFSET %s LIMIT %s",
                 (*params, inp.offset, inp.limit),
             )
-            rows = await cur.fetchall()
-        todo: dict[str, dict[str, Any]] = {}
+        todo: dict[str, str] = {}
         for r in rows:
-            if not r["cached"]:
-                todo.setdefault(r["content_hash"], r)
+            if r["text"] is not None:
+                todo.setdefault(r["content_hash"], r["text"])
         encoded = 0
         if todo:
             miner = await miner_service.get_miner_async(self.settings)
-            from peerlearn.nlp_adapter import make_statement
-
-            items = list(todo.values())
-            chunk = 32
+            items = list(todo.items())
+            chunk = 128  # big enough for the encoder's batching, small enough to heartbeat
             for i in range(0, len(items), chunk):
                 part = items[i : i + chunk]
-                stmts = [
-                    make_statement(
-                        id=r["id"], source_id=r["note_id"], text=r["text"],
-                        position=r["position"], language=r["language"],
-                        content_hash=r["content_hash"],
-                    )
-                    for r in part
-                ]
-                vecs = await asyncio.to_thread(miner.embed, stmts)
+                vecs = await asyncio.to_thread(
+                    miner_service.encode_texts, miner, [t for _, t in part]
+                )
                 async with self.pool.connection() as conn:
                     await miner_service.store_embeddings(
-                        conn, {r["content_hash"]: vecs[k] for k, r in enumerate(part)}
+                        conn, {h: vecs[k] for k, (h, _) in enumerate(part)}
                     )
                     await conn.commit()
                 encoded += len(part)
@@ -475,33 +518,36 @@ class MiningActivities:
                 "UPDATE mining_runs SET stage = 'clustering' WHERE id = %s", (inp.run_id,)
             )
             await conn.commit()
-            cur = await conn.execute(
+            rows = await fetch_all(
+                conn,
                 f"SELECT {', '.join('s.' + c.strip() for c in STATEMENT_COLUMNS.split(','))},"
                 f" e.embedding FROM statements s JOIN embeddings e USING (content_hash)"
                 f" WHERE {where} ORDER BY s.id",
                 params,
+                binary=True,
             )
-            rows = await cur.fetchall()
             previous = await load_model(conn, scope)
-            cur = await conn.execute(
-                "SELECT id FROM themes WHERE scope = %s AND retired_at IS NULL", (scope,)
-            )
-            old_ids = {r["id"] for r in await cur.fetchall()}
-        miner = await miner_service.get_miner_async(self.settings)
-        statements = [statement_from_row(r) for r in rows]
-        if not statements:
+            old_ids = {
+                r["id"]
+                for r in await fetch_all(
+                    conn, "SELECT id FROM themes WHERE scope = %s AND retired_at IS NULL", (scope,)
+                )
+            }
+        if not rows:
             await self._finish(inp.run_id, 0, [])
             return MiningClusterOutput()
-        emb = np.stack([miner_service._as_array(r["embedding"]) for r in rows])
-        result = await asyncio.to_thread(
-            miner.mine, statements, embeddings=emb, previous=previous, seed=inp.seed
+        miner = await miner_service.get_miner_async(self.settings)
+        # building statements, clustering, the 2-D projection and the model's JSON
+        # are all CPU-bound (seconds to tens of seconds at 10k statements): one
+        # thread does them so the worker's event loop keeps serving workflows
+        statements, result, xy, model_dict = await asyncio.to_thread(
+            _mine_sync, miner, rows, previous, inp.seed
         )
         activity.heartbeat("mined")
         assignments = [theme_key(scope, a) if a else None for a in result.assignments]
-        xy = _projection(emb, [s.language for s in statements])
         themes = list(result.themes)
         new_ids = {theme_key(scope, str(get(t, "id"))) for t in themes}
-        changes = [
+        changes: list[dict[str, Any]] = [
             {
                 "kind": str(get(c, "kind")),
                 "theme_id": theme_key(scope, str(get(c, "theme_id"))),
@@ -516,8 +562,7 @@ class MiningActivities:
             await conn.execute(
                 "UPDATE mining_runs SET stage = 'saving' WHERE id = %s", (inp.run_id,)
             )
-            for t in themes:
-                await _upsert_theme(conn, scope, t, inp.run_id)
+            await _upsert_themes(conn, scope, themes, inp.run_id)
             retired = sorted(old_ids - new_ids)
             if retired:
                 await conn.execute(
@@ -536,7 +581,6 @@ class MiningActivities:
                     [float(v) for v in xy[:, 1]],
                 ),
             )
-            model_dict = jsonable(result.model.to_dict())
             await conn.execute(
                 "INSERT INTO theme_models (scope, model, run_id) VALUES (%s, %s, %s)"
                 " ON CONFLICT (scope) DO UPDATE SET model = EXCLUDED.model,"
@@ -601,10 +645,42 @@ _EVENT_TYPES = {
 }
 
 
+def _classify_and_assign(
+    miner: Any,
+    flat: list[Any],
+    emb: np.ndarray,
+    plan: list[tuple[dict[str, Any], list[Any], tuple[str, Any]]],
+) -> list[list[str | None]]:
+    """Kinds (they use the embeddings too) and the nearest stored theme per
+    statement; ``plan`` is each note's statements (in ``flat`` order) and model."""
+    if flat:
+        miner.classify(flat, emb)
+    out: list[list[str | None]] = []
+    pos = 0
+    for _meta, stmts, (scope, model) in plan:
+        vecs = emb[pos : pos + len(stmts)]
+        pos += len(stmts)
+        raw = miner.assign(stmts, vecs, model) if model is not None and stmts else [None] * len(
+            stmts
+        )
+        out.append([theme_key(scope, t) if t else None for t in raw])
+    return out
+
+
 async def _heartbeat_every(seconds: float) -> None:
     while True:
         await asyncio.sleep(seconds)
         activity.heartbeat("working")
+
+
+def _mine_sync(
+    miner: Any, rows: list[Row], previous: Any, seed: int
+) -> tuple[list[Any], Any, np.ndarray, Any]:
+    statements = [statement_from_row(r) for r in rows]
+    emb = np.stack([miner_service._as_array(r["embedding"]) for r in rows])
+    result = miner.mine(statements, embeddings=emb, previous=previous, seed=seed)
+    xy = _projection(emb, [s.language for s in statements])
+    return statements, result, xy, jsonable(result.model.to_dict())
 
 
 def _projection(emb: np.ndarray, languages: Sequence[str]) -> np.ndarray:
@@ -624,7 +700,31 @@ def _projection(emb: np.ndarray, languages: Sequence[str]) -> np.ndarray:
     return out / scale
 
 
-async def _upsert_theme(conn: AsyncConnection[Any], scope: str, t: Any, run_id: str) -> None:
+async def _upsert_themes(
+    conn: AsyncConnection[Any], scope: str, themes: Sequence[Any], run_id: str
+) -> None:
+    """All of a run's themes in one pipelined batch."""
+    rows = sorted((_theme_row(scope, t, run_id) for t in themes), key=lambda r: r[0])
+    if not rows:
+        return
+    async with conn.cursor() as cur:
+        await cur.executemany(
+            "INSERT INTO themes (id, scope, label, keyphrases, size, languages, representatives,"
+            " recurrence, cycles, organisations, programmes, first_seen, last_seen, run_id)"
+            " VALUES (%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s)"
+            " ON CONFLICT (id) DO UPDATE SET scope = EXCLUDED.scope, label = EXCLUDED.label,"
+            " keyphrases = EXCLUDED.keyphrases, size = EXCLUDED.size,"
+            " languages = EXCLUDED.languages,"
+            " representatives = EXCLUDED.representatives, recurrence = EXCLUDED.recurrence,"
+            " cycles = EXCLUDED.cycles, organisations = EXCLUDED.organisations,"
+            " programmes = EXCLUDED.programmes, first_seen = EXCLUDED.first_seen,"
+            " last_seen = EXCLUDED.last_seen, run_id = EXCLUDED.run_id, updated_at = now(),"
+            " retired_at = NULL",
+            rows,
+        )
+
+
+def _theme_row(scope: str, t: Any, run_id: str) -> tuple[Any, ...]:
     tid = theme_key(scope, str(get(t, "id")))
     rec = jsonable(get(t, "recurrence") or {})
     reps = jsonable(get(t, "representatives") or {})
@@ -639,31 +739,19 @@ async def _upsert_theme(conn: AsyncConnection[Any], scope: str, t: Any, run_id: 
                 return int(v)
         return 0
 
-    await conn.execute(
-        "INSERT INTO themes (id, scope, label, keyphrases, size, languages, representatives,"
-        " recurrence, cycles, organisations, programmes, first_seen, last_seen, run_id)"
-        " VALUES (%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s)"
-        " ON CONFLICT (id) DO UPDATE SET scope = EXCLUDED.scope, label = EXCLUDED.label,"
-        " keyphrases = EXCLUDED.keyphrases, size = EXCLUDED.size, languages = EXCLUDED.languages,"
-        " representatives = EXCLUDED.representatives, recurrence = EXCLUDED.recurrence,"
-        " cycles = EXCLUDED.cycles, organisations = EXCLUDED.organisations,"
-        " programmes = EXCLUDED.programmes, first_seen = EXCLUDED.first_seen,"
-        " last_seen = EXCLUDED.last_seen, run_id = EXCLUDED.run_id, updated_at = now(),"
-        " retired_at = NULL",
-        (
-            tid,
-            scope,
-            str(get(t, "label") or tid),
-            Jsonb(jsonable(get(t, "keyphrases") or [])),
-            int(get(t, "size") or 0),
-            Jsonb(langs),
-            Jsonb(reps),
-            Jsonb(rec),
-            _n("cycles", "n_cycles", "distinct_cycles"),
-            _n("organisations", "n_organisations", "distinct_organisations"),
-            _n("programmes", "n_programmes", "distinct_programmes"),
-            _as_date(rec.get("first_seen") if isinstance(rec, dict) else None),
-            _as_date(rec.get("last_seen") if isinstance(rec, dict) else None),
-            run_id,
-        ),
+    return (
+        tid,
+        scope,
+        str(get(t, "label") or tid),
+        Jsonb(jsonable(get(t, "keyphrases") or [])),
+        int(get(t, "size") or 0),
+        Jsonb(langs),
+        Jsonb(reps),
+        Jsonb(rec),
+        _n("cycles", "n_cycles", "distinct_cycles"),
+        _n("organisations", "n_organisations", "distinct_organisations"),
+        _n("programmes", "n_programmes", "distinct_programmes"),
+        _as_date(rec.get("first_seen") if isinstance(rec, dict) else None),
+        _as_date(rec.get("last_seen") if isinstance(rec, dict) else None),
+        run_id,
     )

@@ -17,6 +17,7 @@ from typing import Annotated, Any, Literal
 
 from fastapi import Depends, Query
 from psycopg import AsyncConnection
+from psycopg.rows import dict_row
 
 from api.auth import Principal
 from api.problems import Problem
@@ -181,7 +182,7 @@ async def list_themes(
         ORDER BY {", ".join(keys)}
         LIMIT %(limit)s
     """
-    cur = await conn.execute(sql, params)  # type: ignore[arg-type]
+    cur = await conn.cursor(row_factory=dict_row).execute(sql, params)
     rows = [dict(r) for r in await cur.fetchall()]
     next_cursor = None
     if len(rows) > limit:
@@ -249,7 +250,7 @@ async def theme_practices(
         ORDER BY -x.support, -x.score, x.statement_id
         LIMIT %(limit)s
     """
-    cur = await conn.execute(sql, params)  # type: ignore[arg-type]
+    cur = await conn.cursor(row_factory=dict_row).execute(sql, params)
     rows = [dict(r) for r in await cur.fetchall()]
     next_cursor = None
     if len(rows) > limit:

@@ -9,7 +9,7 @@ each (≈50 req/s; wrk needs `apt-get install wrk`) for each mode: themes only,
 search only, and a 50/50 mix. Search queries repeat (the LRU of query
 embeddings is warmed first, as in steady state).
 
-    .venv/bin/python bench/api_load.py [--duration 30] [--copies 2]
+    .venv/bin/python bench/api_load.py [--duration 30] [--copies 2] [--database-url URL]
 """
 
 from __future__ import annotations
@@ -76,7 +76,16 @@ async def prepare(args: argparse.Namespace) -> tuple[str, int]:
 def main(args: argparse.Namespace) -> None:
     if not shutil.which("wrk"):
         sys.exit("wrk not found: apt-get install -y wrk")
-    url, total = asyncio.run(prepare(args))
+    if args.database_url:  # a database a previous run prepared (printed below)
+        import psycopg
+
+        url = args.database_url
+        with psycopg.connect(url) as conn:
+            row = conn.execute("SELECT count(*) FROM statements").fetchone()
+            total = int(row[0]) if row else 0
+    else:
+        url, total = asyncio.run(prepare(args))
+        print(f"database: {url} (pass --database-url to reuse it)", flush=True)
     from peerlearn.keys import create_key
 
     _, token = create_key(url, "admin", name="load")
@@ -130,5 +139,6 @@ if __name__ == "__main__":
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--duration", type=int, default=30)
     ap.add_argument("--copies", type=int, default=2)
+    ap.add_argument("--database-url", help="reuse an already ingested and mined database")
     main(ap.parse_args())
     os._exit(0)

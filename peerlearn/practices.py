@@ -96,7 +96,7 @@ def rank_practices(
     centrality = emb @ (centre / norm)
     rows: list[PracticeRow] = []
     for i in range(n):
-        members = np.flatnonzero(sims[i] >= SUPPORT_SIMILARITY)
+        members: list[int] = np.flatnonzero(sims[i] >= SUPPORT_SIMILARITY).tolist()
         cyc = {cycles[j] or f"?{j}" for j in members}
         org = {organisations[j] or f"?{j}" for j in members}
         score = len(cyc) + len(org) + 0.1 * len(members) + float(centrality[i])

@@ -18,6 +18,7 @@ from datetime import date, datetime
 from typing import Any
 
 from psycopg import AsyncConnection
+from psycopg.rows import dict_row
 
 AUDIENCE_TITLES = {
     "future_partnerships": "For future partnerships",
@@ -47,7 +48,7 @@ async def load_mining_context(
 
     principal = principal or _system_principal()
     if cycle_id and not programme_id:
-        cur = await conn.execute(
+        cur = await conn.cursor(row_factory=dict_row).execute(
             "SELECT programme_id FROM statements WHERE cycle_id = %s AND programme_id IS NOT NULL"
             " LIMIT 1",
             (cycle_id,),
@@ -70,7 +71,7 @@ async def load_mining_context(
             conn, principal, Filters(cycle=previous, programme=programme_id), sort="size",
             limit=200,
         )
-    cur = await conn.execute(
+    cur = await conn.cursor(row_factory=dict_row).execute(
         "SELECT count(*)::int AS n, count(theme_id)::int AS assigned,"
         " count(DISTINCT language)::int AS languages, count(DISTINCT note_id)::int AS notes,"
         " count(DISTINCT organisation_id)::int AS organisations FROM statements"
@@ -95,7 +96,7 @@ async def _previous_cycle(
     conn: AsyncConnection[Any], cycle_id: str, programme_id: str | None
 ) -> str | None:
     """The programme's cycle whose statements start last before this cycle's."""
-    cur = await conn.execute(
+    cur = await conn.cursor(row_factory=dict_row).execute(
         """
         WITH c AS (
             SELECT cycle_id, min(source_date) AS started FROM statements

@@ -39,11 +39,9 @@ def note_meta(n: dict[str, Any]) -> dict[str, Any]:
 
 
 async def ingest_fixture(acts: MiningActivities, name: str = "mining_notes.jsonl") -> int:
-    count = 0
-    for n in load_jsonl(name):
-        out = await acts.ingest_note(note_meta(n))
-        count += out.statement_count
-    return count
+    """All fixture notes in one batch (one encoding call, one write batch)."""
+    outs = await acts.ingest_notes([note_meta(n) for n in load_jsonl(name)])
+    return sum(o.statement_count for o in outs)
 
 
 async def mine_directly(

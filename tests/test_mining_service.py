@@ -12,8 +12,9 @@ from typing import Any
 import pytest
 import pytest_asyncio
 from mining_support import ingest_fixture, load_jsonl, mine_directly, mining_settings, note_meta
+from psycopg.rows import dict_row
 from psycopg_pool import AsyncConnectionPool
-from temporalio.client import Client
+from temporalio.client import Client, ScheduleActionStartWorkflow
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
@@ -59,7 +60,7 @@ async def worker(
 
 async def _rows(pool: AsyncConnectionPool, sql: str, *params: Any) -> list[dict[str, Any]]:
     async with pool.connection() as conn:
-        cur = await conn.execute(sql, params)  # type: ignore[arg-type]
+        cur = await conn.cursor(row_factory=dict_row).execute(sql, params)
         return [dict(r) for r in await cur.fetchall()]
 
 
@@ -180,7 +181,8 @@ async def test_mining_schedule_is_created_once(
     assert await ensure_mining_schedule(client, settings, schedule_id=sid) is True
     assert await ensure_mining_schedule(client, settings, schedule_id=sid) is False
     desc = await client.get_schedule_handle(sid).describe()
-    assert desc.schedule.action.workflow == THEME_MINING  # type: ignore[union-attr]
+    action = desc.schedule.action
+    assert isinstance(action, ScheduleActionStartWorkflow) and action.workflow == THEME_MINING
     assert desc.schedule.spec.intervals[0].every.total_seconds() == 24 * 3600
     await client.get_schedule_handle(sid).delete()
 

@@ -147,7 +147,8 @@ def test_incremental_assignment_is_fast(miner: Miner, mined) -> None:
     elapsed = time.perf_counter() - t
     assert len(sts) == 10 and len(out) == 10
     assert sum(o is not None for o in out) >= 6
-    assert elapsed < 1.0  # the bench reports the real figure (target 200 ms); CI machines vary
+    # a loose smoke bound: bench/mining_speed.py reports the real figure (target 200 ms)
+    assert elapsed < 3.0
 
 
 def test_file_cache_makes_re_embedding_free(tmp_path: Path, miner: Miner, mined) -> None:

@@ -10,6 +10,7 @@ import uuid
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request, status
+from psycopg.rows import dict_row
 from pydantic import BaseModel, Field
 from temporalio.common import WorkflowIDReusePolicy
 from temporalio.exceptions import WorkflowAlreadyStartedError
@@ -76,7 +77,7 @@ async def start_run(
         principal.check_programme(body.scope)
     run_id = uuid.uuid4().hex[:12]
     async with pool.connection() as conn:
-        cur = await conn.execute(
+        cur = await conn.cursor(row_factory=dict_row).execute(
             "SELECT id FROM mining_runs WHERE scope = %s AND status = 'running'"
             " AND started_at > now() - interval '2 hours'",
             (body.scope,),
@@ -85,7 +86,7 @@ async def start_run(
         if running:
             raise Problem(409, f"a mining run for {body.scope!r} is already running",
                           run_id=running["id"])
-        cur = await conn.execute(
+        cur = await conn.cursor(row_factory=dict_row).execute(
             "INSERT INTO mining_runs (id, scope, trigger) VALUES (%s, %s, 'api') RETURNING *",
             (run_id, body.scope),
         )
@@ -123,7 +124,7 @@ async def list_runs(
 ) -> dict[str, Any]:
     visible = principal.programme_filter()
     async with pool.connection() as conn:
-        cur = await conn.execute(
+        cur = await conn.cursor(row_factory=dict_row).execute(
             "SELECT * FROM mining_runs WHERE (%(v)s::text[] IS NULL OR scope = ANY(%(v)s))"
             " ORDER BY started_at DESC LIMIT %(limit)s",
             {"v": visible, "limit": limit},
@@ -137,7 +138,9 @@ async def get_run(
     run_id: str, pool: Pool, principal: CurrentPrincipal, request: Request
 ) -> dict[str, Any]:
     async with pool.connection() as conn:
-        cur = await conn.execute("SELECT * FROM mining_runs WHERE id = %s", (run_id,))
+        cur = await conn.cursor(row_factory=dict_row).execute(
+            "SELECT * FROM mining_runs WHERE id = %s", (run_id,)
+        )
         row = await cur.fetchone()
     if row is None:
         raise Problem(404, f"no mining run {run_id!r}")

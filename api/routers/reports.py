@@ -12,6 +12,7 @@ from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Query
 from fastapi.responses import HTMLResponse, JSONResponse, PlainTextResponse, Response
+from psycopg.rows import dict_row
 
 from api.auth import CurrentPrincipal
 from api.deps import Pool
@@ -36,7 +37,7 @@ def _respond(report: dict[str, Any], fmt: str) -> Response:
 async def _rows(conn: Any, sql: str, params: tuple[Any, ...]) -> list[dict[str, Any]]:
     try:
         async with conn.transaction():
-            cur = await conn.execute(sql, params)
+            cur = await conn.cursor(row_factory=dict_row).execute(sql, params)
             return [dict(r) for r in await cur.fetchall()]
     except Exception:  # the cycle engine's tables are not there (mining-only deployments)
         return []

@@ -13,6 +13,7 @@ from typing import Annotated, Any
 
 import numpy as np
 from fastapi import APIRouter, Query
+from psycopg.rows import dict_row
 
 from activities.mining import load_model
 from api.analyst import FiltersDep, statement_where
@@ -41,11 +42,13 @@ async def search(
     limit: Annotated[int, Query(ge=1, le=100)] = 10,
 ) -> dict[str, Any]:
     vec, qlang = await query_embedder(settings).embed_with_language(q)
+    # candidates come back in binary: 400 vectors as text cost ~50 ms of parsing
+    # on the event loop, as raw floats ~5 ms
     where, params = statement_where(principal, filters)
     params.update({"q": vec, "k": max(CANDIDATES, limit * 4)})
     async with pool.connection() as conn, conn.transaction():
         await conn.execute("SET LOCAL hnsw.ef_search = 200")
-        cur = await conn.execute(
+        cur = await conn.cursor(row_factory=dict_row, binary=True).execute(
             f"""
             WITH c AS (
                 SELECT content_hash, embedding, embedding <=> %(q)s AS distance FROM embeddings
@@ -64,7 +67,7 @@ async def search(
         if len(rows) < limit and where != "TRUE":
             exact = True
             params["limit"] = max(CANDIDATES, limit * 4)
-            cur = await conn.execute(
+            cur = await conn.cursor(row_factory=dict_row, binary=True).execute(
                 f"""
                 SELECT {_COLUMNS}, e.embedding
                 FROM statements s JOIN embeddings e USING (content_hash)

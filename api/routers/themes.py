@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Query
+from psycopg.rows import dict_row
 
 from api.analyst import FiltersDep, list_themes, statement_where, theme_practices
 from api.auth import CurrentPrincipal
@@ -39,7 +40,7 @@ async def get_theme(
     sources_limit: Annotated[int, Query(ge=1, le=1000)] = 200,
 ) -> dict[str, Any]:
     async with pool.connection() as conn:
-        cur = await conn.execute(
+        cur = await conn.cursor(row_factory=dict_row).execute(
             "SELECT id, label, keyphrases, representatives, retired_at, scope, updated_at"
             " FROM themes WHERE id = %s",
             (theme_id,),
@@ -50,14 +51,14 @@ async def get_theme(
         summary, _ = await list_themes(conn, principal, filters, theme_ids=[theme_id], limit=1)
         if theme is None or not summary:
             raise Problem(404, f"no theme {theme_id!r} with statements you can see")
-        cur = await conn.execute(
+        cur = await conn.cursor(row_factory=dict_row).execute(
             f"SELECT s.id, s.text, s.language, s.kind, s.note_id, s.meeting_id, s.cycle_id,"
             f" s.programme_id, s.organisation_id, s.source_date FROM statements s"
             f" WHERE s.theme_id = %(theme_id)s AND {where} ORDER BY s.id",
             params,
         )
         statements = [dict(r) for r in await cur.fetchall()]
-        cur = await conn.execute(
+        cur = await conn.cursor(row_factory=dict_row).execute(
             f"SELECT to_char(date_trunc('month', s.source_date), 'YYYY-MM') AS month,"
             f" count(*)::int AS statements, count(DISTINCT s.cycle_id)::int AS cycles"
             f" FROM statements s WHERE s.theme_id = %(theme_id)s AND {where}"
