@@ -81,15 +81,24 @@ def _out(code: str) -> str:
 class LanguageIdentifier:
     """Detects the language of each text; a declared language wins on short or ambiguous text.
 
-    ``min_chars`` below which detection is not attempted when a declaration
-    exists, and ``margin``: the declared language is kept unless another
-    language beats it by at least this much confidence.
+    ``min_chars``: below this many letters a declared language is taken as is;
+    ``margin``: the declared language is kept unless another language beats it
+    by at least this much confidence. Results are memoised per (text,
+    declaration): re-mining sees the same statements again.
     """
 
-    def __init__(self, min_chars: int = 20, margin: float = 0.35, default: str = "en") -> None:
+    def __init__(
+        self,
+        min_chars: int = 20,
+        margin: float = 0.35,
+        default: str = "en",
+        memo_size: int = 200_000,
+    ) -> None:
         self.min_chars = min_chars
         self.margin = margin
         self.default = default
+        self.memo_size = memo_size
+        self._memo: dict[tuple[str, str | None], str] = {}
 
     def warm(self) -> None:
         get_detector()
@@ -97,19 +106,22 @@ class LanguageIdentifier:
     def detect(
         self, texts: Sequence[str], declared: Sequence[str | None] | None = None
     ) -> list[str]:
-        det = get_detector()
         decl = [_norm_code(d) for d in (declared or [None] * len(texts))]
         out: list[str | None] = [None] * len(texts)
         todo: list[int] = []
         for i, (t, d) in enumerate(zip(texts, decl, strict=True)):
-            letters = sum(ch.isalpha() for ch in t)
-            if d and letters < self.min_chars:
+            known = self._memo.get((t, d))
+            letters = 0 if known is not None else sum(ch.isalpha() for ch in t)
+            if known is not None:
+                out[i] = known
+            elif d and letters < self.min_chars:
                 out[i] = d
             elif letters == 0:
                 out[i] = d or self.default
             else:
                 todo.append(i)
         if todo:
+            det = get_detector()
             values = det.compute_language_confidence_values_in_parallel([texts[i] for i in todo])
             for i, vals in zip(todo, values, strict=True):
                 if not vals:
@@ -125,4 +137,8 @@ class LanguageIdentifier:
                     if best.value - dv < self.margin:
                         code = d
                 out[i] = code
+            if len(self._memo) + len(todo) > self.memo_size:
+                self._memo.clear()
+            for i in todo:
+                self._memo[(texts[i], decl[i])] = out[i] or self.default
         return [_out(c or self.default) for c in out]
