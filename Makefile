@@ -8,7 +8,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.peerlearn-pyproject.sha256
 PYTEST_ARGS ?=
 
-.PHONY: help install model run test lint bench-help clean-state
+.PHONY: help install model browser run test lint bench-help clean-state
 
 help:
 	@echo "make run    - start PostgreSQL, Temporal (+ Web UI), a worker and the API; Ctrl-C stops all"
@@ -32,7 +32,18 @@ model: install
 run: model
 	exec $(BIN)/peerlearn run
 
-test: model
+# The analyst page is tested in Debian's headless Chromium; install it when missing
+# (as root, from the distribution's registry). Without it the browser tests skip.
+browser:
+	@if [ ! -x /usr/bin/chromium ]; then \
+		if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+			echo "installing Debian's chromium for the browser tests"; \
+			(apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null) \
+				|| echo "chromium could not be installed: browser tests will skip"; \
+		else echo "no /usr/bin/chromium: browser tests will skip (apt-get install chromium)"; fi; \
+	fi
+
+test: model browser
 	$(BIN)/python -m pytest -q -p no:cacheprovider --maxfail=10 $(PYTEST_ARGS)
 
 lint: install
