@@ -96,13 +96,15 @@ def install(app: FastAPI) -> None:
     @app.exception_handler(RequestValidationError)
     async def _invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
         errors = [
-            {"field": _loc(e.get("loc", ())), "message": str(e.get("msg", "")), "type": e.get("type")}
+            {
+                "field": _loc(e.get("loc", ())),
+                "message": str(e.get("msg", "")),
+                "type": e.get("type"),
+            }
             for e in exc.errors()
         ]
         detail = "; ".join(f"{e['field']}: {e['message']}" for e in errors) or "invalid request"
-        return problem_response(
-            422, detail, instance=request.url.path, errors=errors
-        )
+        return problem_response(422, detail, instance=request.url.path, errors=errors)
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
@@ -119,4 +121,6 @@ def install(app: FastAPI) -> None:
         import logging
 
         logging.getLogger("peerlearn.api").exception("unhandled error on %s", request.url.path)
-        return problem_response(500, "internal error; see the server log", instance=request.url.path)
+        return problem_response(
+            500, "internal error; see the server log", instance=request.url.path
+        )

@@ -24,8 +24,14 @@ from peerlearn.settings import Settings  # noqa: E402
 
 SIB = Path(os.environ.get("PEERLEARN_SIB_DIR", REPO.parent / "shared" / "data" / "sib200"))
 FIXTURES = REPO / "tests" / "fixtures"
-LANGS = {"eng_Latn": "en", "swe_Latn": "sv", "pol_Latn": "pl", "deu_Latn": "de",
-         "est_Latn": "et", "fra_Latn": "fr"}
+LANGS = {
+    "eng_Latn": "en",
+    "swe_Latn": "sv",
+    "pol_Latn": "pl",
+    "deu_Latn": "de",
+    "est_Latn": "et",
+    "fra_Latn": "fr",
+}
 
 
 def fresh_database() -> str:
@@ -43,8 +49,10 @@ def fresh_database() -> str:
 def settings_for(url: str, **kw: Any) -> Settings:
     values: dict[str, Any] = {"DATABASE_URL": url, **kw}
     model = os.environ.get("PEERLEARN_MODEL_DIR")
-    values.setdefault("model_dir", Path(model) if model else
-                      REPO / ".peerlearn" / "models" / "multilingual-e5-small")
+    values.setdefault(
+        "model_dir",
+        Path(model) if model else REPO / ".peerlearn" / "models" / "multilingual-e5-small",
+    )
     return Settings(**values)
 
 
@@ -53,9 +61,12 @@ def jsonl(path: Path) -> list[dict[str, Any]]:
         return [json.loads(line) for line in fh if line.strip()]
 
 
-def sib_notes(per_language: int, splits: tuple[str, ...] = ("train",),
-              langs: tuple[str, ...] = ("eng_Latn", "swe_Latn", "pol_Latn", "deu_Latn"),
-              programmes: int = 4) -> list[dict[str, Any]]:
+def sib_notes(
+    per_language: int,
+    splits: tuple[str, ...] = ("train",),
+    langs: tuple[str, ...] = ("eng_Latn", "swe_Latn", "pol_Latn", "deu_Latn"),
+    programmes: int = 4,
+) -> list[dict[str, Any]]:
     """SIB-200 sentences as one-statement notes spread over programmes, cycles,
     organisations and months (distractors / volume for the benchmarks)."""
     notes = []
@@ -66,16 +77,18 @@ def sib_notes(per_language: int, splits: tuple[str, ...] = ("train",),
                 rows += list(csv.DictReader(fh, delimiter="\t"))
         for i, r in enumerate(rows[:per_language]):
             k = int(r["index_id"])
-            notes.append({
-                "id": f"sib-{lang}-{r['index_id']}-{i}",
-                "text": r["text"],
-                "language": LANGS[lang],
-                "programme": f"prog-{k % programmes}",
-                "cycle": f"cyc-{k % (programmes * 3)}",
-                "meeting": f"meet-{k % 40}",
-                "organisation": f"org-{LANGS[lang]}-{k % 7}",
-                "date": f"2024-{(k % 12) + 1:02d}-15",
-            })
+            notes.append(
+                {
+                    "id": f"sib-{lang}-{r['index_id']}-{i}",
+                    "text": r["text"],
+                    "language": LANGS[lang],
+                    "programme": f"prog-{k % programmes}",
+                    "cycle": f"cyc-{k % (programmes * 3)}",
+                    "meeting": f"meet-{k % 40}",
+                    "organisation": f"org-{LANGS[lang]}-{k % 7}",
+                    "date": f"2024-{(k % 12) + 1:02d}-15",
+                }
+            )
     return notes
 
 

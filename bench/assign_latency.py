@@ -72,22 +72,46 @@ def full_path(args: argparse.Namespace) -> None:
     try:
         url = stack.database_url()
         _, admin = keys.create_key(url, "admin", name="assign-latency")
-        http = httpx.Client(base_url=stack.api_url, timeout=60,
-                            headers={"Authorization": f"Bearer {admin}"})
-        r = http.post("/v1/programmes", json={
-            "id": "lat", "name": "Latency", "time_zone": "Europe/Stockholm",
-            "languages": ["en", "sv", "pl"],
-            "partners": [{"id": p, "name": p.upper(), "country": "SE"} for p in PARTNERS]})
+        http = httpx.Client(
+            base_url=stack.api_url, timeout=60, headers={"Authorization": f"Bearer {admin}"}
+        )
+        r = http.post(
+            "/v1/programmes",
+            json={
+                "id": "lat",
+                "name": "Latency",
+                "time_zone": "Europe/Stockholm",
+                "languages": ["en", "sv", "pl"],
+                "partners": [{"id": p, "name": p.upper(), "country": "SE"} for p in PARTNERS],
+            },
+        )
         assert r.status_code in (201, 409), r.text
         starts = datetime.now(UTC) + timedelta(seconds=45)
         day = 1 / 1440
-        r = http.post("/v1/cycles", json={
-            "cycle_id": "lat-1", "programme_id": "lat", "title": "Latency cycle",
-            "meetings": [{"meeting_id": "kickoff", "kind": "kickoff", "format": "online",
-                          "starts_at": starts.isoformat(), "duration_minutes": 1}],
-            "policies": {"notes_due_after_days": 120 * day, "reminder_offsets_days": [60 * day],
-                         "prep_pack_lead_days": 0.2 * day, "self_assessment_lead_days": 0.3 * day,
-                         "follow_up_after_days": 120 * day}})
+        r = http.post(
+            "/v1/cycles",
+            json={
+                "cycle_id": "lat-1",
+                "programme_id": "lat",
+                "title": "Latency cycle",
+                "meetings": [
+                    {
+                        "meeting_id": "kickoff",
+                        "kind": "kickoff",
+                        "format": "online",
+                        "starts_at": starts.isoformat(),
+                        "duration_minutes": 1,
+                    }
+                ],
+                "policies": {
+                    "notes_due_after_days": 120 * day,
+                    "reminder_offsets_days": [60 * day],
+                    "prep_pack_lead_days": 0.2 * day,
+                    "self_assessment_lead_days": 0.3 * day,
+                    "follow_up_after_days": 120 * day,
+                },
+            },
+        )
         assert r.status_code == 201, r.text
         t = time.perf_counter()
         n = asyncio.run(ingest_background(url, args.background))
@@ -101,8 +125,10 @@ def full_path(args: argparse.Namespace) -> None:
                 break
             time.sleep(1)
         assert st["status"] == "completed", st
-        print(f"mined by the worker: {st['theme_count']} themes in "
-              f"{time.perf_counter() - t:.0f}s", flush=True)
+        print(
+            f"mined by the worker: {st['theme_count']} themes in {time.perf_counter() - t:.0f}s",
+            flush=True,
+        )
         wait = (starts + timedelta(seconds=5) - datetime.now(UTC)).total_seconds()
         time.sleep(max(0.0, wait))
         notes = dev_notes(args.notes + 3)
@@ -111,8 +137,11 @@ def full_path(args: argparse.Namespace) -> None:
         assigned = total = 0
         with psycopg.connect(url, autocommit=True) as db:
             for k, note in enumerate(notes):
-                body = {"author_organisation": PARTNERS[k % 3], "language": note["language"],
-                        "text": note["text"]}
+                body = {
+                    "author_organisation": PARTNERS[k % 3],
+                    "language": note["language"],
+                    "text": note["text"],
+                }
                 path = "/v1/cycles/lat-1/meetings/kickoff/notes"
                 for _ in range(200):  # the meeting may not count as held yet: 409, retry
                     t0 = time.perf_counter()
@@ -126,8 +155,10 @@ def full_path(args: argparse.Namespace) -> None:
                 row: tuple[Any, ...] | None = None
                 until = time.monotonic() + 60
                 while time.monotonic() < until:
-                    row = db.execute("SELECT count(*), count(theme_id) FROM statements"
-                                     " WHERE note_id = %s", (note_id,)).fetchone()
+                    row = db.execute(
+                        "SELECT count(*), count(theme_id) FROM statements WHERE note_id = %s",
+                        (note_id,),
+                    ).fetchone()
                     if row and row[0]:
                         break
                     time.sleep(0.02)
@@ -138,13 +169,19 @@ def full_path(args: argparse.Namespace) -> None:
                     visible_ms.append((t2 - t0) * 1000)
                     total += row[0]
                     assigned += row[1]
-        print(f"notes: {len(visible_ms)} of 5 statements (new texts, encoded on submission),"
-              " one at a time")
+        print(
+            f"notes: {len(visible_ms)} of 5 statements (new texts, encoded on submission),"
+            " one at a time"
+        )
         print(f"statements under a theme: {assigned}/{total}")
-        print(f"POST answered, ms:          p50 {percentile(post_ms, 50):.0f}  "
-              f"p95 {percentile(post_ms, 95):.0f}  max {max(post_ms):.0f}")
-        print(f"statements visible, ms:     p50 {percentile(visible_ms, 50):.0f}  "
-              f"p95 {percentile(visible_ms, 95):.0f}  max {max(visible_ms):.0f}")
+        print(
+            f"POST answered, ms:          p50 {percentile(post_ms, 50):.0f}  "
+            f"p95 {percentile(post_ms, 95):.0f}  max {max(post_ms):.0f}"
+        )
+        print(
+            f"statements visible, ms:     p50 {percentile(visible_ms, 50):.0f}  "
+            f"p95 {percentile(visible_ms, 95):.0f}  max {max(visible_ms):.0f}"
+        )
     finally:
         stack.stop()
 
@@ -181,8 +218,10 @@ async def activity_only(args: argparse.Namespace) -> None:
             assigned += out.statement_count - out.unassigned
     await pool.close()
     print(f"activity only: {len(times)} notes of 5 statements; under a theme {assigned}/{total}")
-    print(f"latency ms: p50 {percentile(times, 50):.0f}  p95 {percentile(times, 95):.0f}  "
-          f"max {max(times):.0f}")
+    print(
+        f"latency ms: p50 {percentile(times, 50):.0f}  p95 {percentile(times, 95):.0f}  "
+        f"max {max(times):.0f}"
+    )
 
 
 if __name__ == "__main__":

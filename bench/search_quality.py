@@ -33,9 +33,19 @@ async def main(args: argparse.Namespace) -> None:
     await miner_service.get_miner_async(settings)
     acts = MiningActivities(pool, settings)
     corpus = jsonl(FIXTURES / "search_corpus.jsonl")
-    notes = [{"id": c["id"], "text": c["text"], "language": c["language"],
-              "programme": "bench", "cycle": "bench-1", "meeting": "m1",
-              "organisation": f"org-{c['language']}", "date": "2024-05-01"} for c in corpus]
+    notes = [
+        {
+            "id": c["id"],
+            "text": c["text"],
+            "language": c["language"],
+            "programme": "bench",
+            "cycle": "bench-1",
+            "meeting": "m1",
+            "organisation": f"org-{c['language']}",
+            "date": "2024-05-01",
+        }
+        for c in corpus
+    ]
     notes += sib_notes(args.distractors)
     t0 = time.perf_counter()
     for i in range(0, len(notes), 256):
@@ -55,8 +65,9 @@ async def main(args: argparse.Namespace) -> None:
     recalls, rr = [], []
     async with app.router.lifespan_context(app):
         transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://x",
-                                     headers={"Authorization": f"Bearer {token}"}) as c:
+        async with httpx.AsyncClient(
+            transport=transport, base_url="http://x", headers={"Authorization": f"Bearer {token}"}
+        ) as c:
             for q in queries:
                 r = await c.get("/v1/search", params={"q": q["query"], "limit": 10})
                 r.raise_for_status()
@@ -69,8 +80,10 @@ async def main(args: argparse.Namespace) -> None:
                     print(f"{recalls[-1]:.2f}  [{q['language']}] {q['query']}")
     await pool.close()
     n = len(notes)
-    print(f"statements: {n} ({len(corpus)} relevant-set, {n - len(corpus)} SIB-200 distractors);"
-          f" ingest {t_ingest:.1f}s")
+    print(
+        f"statements: {n} ({len(corpus)} relevant-set, {n - len(corpus)} SIB-200 distractors);"
+        f" ingest {t_ingest:.1f}s"
+    )
     print(f"queries: {len(queries)} (pl/sv/en/de, relevant statements in other languages)")
     print(f"recall@10 = {sum(recalls) / len(recalls):.3f}   MRR = {sum(rr) / len(rr):.3f}")
 

@@ -75,12 +75,10 @@ def _redact(conninfo: str) -> str:
 
 def migration_files() -> list[tuple[str, str]]:
     """(version, sql) pairs in order; the version is the file name's stem."""
-    files = [
-        f
-        for f in resources.files(MIGRATIONS_PACKAGE).iterdir()
-        if f.name.endswith(".sql")
+    files = [f for f in resources.files(MIGRATIONS_PACKAGE).iterdir() if f.name.endswith(".sql")]
+    return [
+        (f.name[:-4], f.read_text(encoding="utf-8")) for f in sorted(files, key=lambda f: f.name)
     ]
-    return [(f.name[:-4], f.read_text(encoding="utf-8")) for f in sorted(files, key=lambda f: f.name)]
 
 
 def migrate(conninfo: str) -> list[str]:
@@ -102,9 +100,7 @@ def migrate(conninfo: str) -> list[str]:
                     continue
                 with conn.transaction():
                     conn.execute(sql)  # type: ignore[arg-type]  # trusted, shipped SQL
-                    conn.execute(
-                        "INSERT INTO schema_migrations (version) VALUES (%s)", (version,)
-                    )
+                    conn.execute("INSERT INTO schema_migrations (version) VALUES (%s)", (version,))
                 applied.append(version)
         finally:
             conn.execute("SELECT pg_advisory_unlock(%s)", (_MIGRATION_LOCK,))

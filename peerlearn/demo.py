@@ -139,9 +139,7 @@ def load(
                         "text": note["text"],
                         "client_key": key,
                     }
-                    r = _post_retrying(
-                        http, f"/v1/cycles/{cid}/meetings/{mid}/notes", body, key
-                    )
+                    r = _post_retrying(http, f"/v1/cycles/{cid}/meetings/{mid}/notes", body, key)
                     _check(r, f"submit note {key}", ok=(200, 201, 202))
                     counts["notes"] += 1
         # Each note's statements are written by the cycle workflow's mining step a

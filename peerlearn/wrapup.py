@@ -59,7 +59,10 @@ async def load_mining_context(
     themes, _ = await list_themes(conn, principal, scope, sort="size", limit=200)
     # Recurrence of the same themes across the whole programme (or everything visible).
     wide, _ = await list_themes(
-        conn, principal, Filters(programme=programme_id), limit=200,
+        conn,
+        principal,
+        Filters(programme=programme_id),
+        limit=200,
         theme_ids=[t["id"] for t in themes],
     )
     wide_by_id = {t["id"]: t for t in wide}
@@ -68,7 +71,10 @@ async def load_mining_context(
     prev_themes: list[dict[str, Any]] = []
     if previous:
         prev_themes, _ = await list_themes(
-            conn, principal, Filters(cycle=previous, programme=programme_id), sort="size",
+            conn,
+            principal,
+            Filters(cycle=previous, programme=programme_id),
+            sort="size",
             limit=200,
         )
     cur = await conn.cursor(row_factory=dict_row).execute(
@@ -144,8 +150,9 @@ def _practice(p: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def mining_sections(ctx: dict[str, Any], action_items: list[dict[str, Any]] | None = None
-                    ) -> dict[str, Any]:
+def mining_sections(
+    ctx: dict[str, Any], action_items: list[dict[str, Any]] | None = None
+) -> dict[str, Any]:
     """The report's themes, practices, recommendations and changes (pure)."""
     recurrence = ctx.get("recurrence") or {}
     by_theme: dict[str, list[dict[str, Any]]] = {}
@@ -261,8 +268,9 @@ def render_markdown(report: dict[str, Any]) -> str:
         out.append("")
         for p in t.get("practices") or []:
             srcs = "; ".join(_src_line(s) for s in p["sources"][:4])
-            out.append(f"- **{p['kind'].replace('_', ' ')}** ({p['language']}): {p['text']} "
-                       f"— _{srcs}_")
+            out.append(
+                f"- **{p['kind'].replace('_', ' ')}** ({p['language']}): {p['text']} — _{srcs}_"
+            )
         out.append("")
     out += ["## Recommendations", ""]
     for group in report.get("recommendations") or []:
@@ -289,8 +297,11 @@ def render_markdown(report: dict[str, Any]) -> str:
     else:
         out.append(f"Compared with cycle {ch['previous_cycle_id']}:")
         out.append("")
-        for key, title in (("new_themes", "New"), ("continued_themes", "Continued"),
-                           ("no_longer_discussed", "No longer discussed")):
+        for key, title in (
+            ("new_themes", "New"),
+            ("continued_themes", "Continued"),
+            ("no_longer_discussed", "No longer discussed"),
+        ):
             names = ", ".join(x["label"] for x in ch[key]) or "none"
             out.append(f"- {title}: {names}")
         out.append("")
@@ -333,8 +344,10 @@ def render_html(report: dict[str, Any]) -> str:
         parts.append(f"<h3>{e(group['title'])}</h3><ul>")
         for p in group["items"]:
             srcs = "; ".join(_src_line(s) for s in p["sources"][:3])
-            parts.append(f"<li lang='{e(p['language'])}'>{e(p['text'])} "
-                         f"<span class='src'>({e(srcs)})</span></li>")
+            parts.append(
+                f"<li lang='{e(p['language'])}'>{e(p['text'])} "
+                f"<span class='src'>({e(srcs)})</span></li>"
+            )
         if not group["items"]:
             parts.append("<li><em>None recorded.</em></li>")
         parts.append("</ul>")
@@ -342,8 +355,10 @@ def render_html(report: dict[str, Any]) -> str:
     for a in report.get("action_items") or []:
         owner = a.get("owner") or a.get("organisation") or "unassigned"
         due = a.get("due") or a.get("due_at") or a.get("date") or "no date"
-        parts.append(f"<li>{e(str(a.get('what') or a.get('text') or a.get('title')))} — "
-                     f"{e(str(owner))}, {e(str(due))}</li>")
+        parts.append(
+            f"<li>{e(str(a.get('what') or a.get('text') or a.get('title')))} — "
+            f"{e(str(owner))}, {e(str(due))}</li>"
+        )
     if not report.get("action_items"):
         parts.append("<li><em>None open.</em></li>")
     parts.append("</ul><h2>What changed since the previous cycle</h2>")
@@ -352,8 +367,11 @@ def render_html(report: dict[str, Any]) -> str:
         parts.append("<p><em>This is the first cycle with mined notes.</em></p>")
     else:
         parts.append(f"<p>Compared with cycle {e(str(ch['previous_cycle_id']))}:</p><ul>")
-        for key, title in (("new_themes", "New"), ("continued_themes", "Continued"),
-                           ("no_longer_discussed", "No longer discussed")):
+        for key, title in (
+            ("new_themes", "New"),
+            ("continued_themes", "Continued"),
+            ("no_longer_discussed", "No longer discussed"),
+        ):
             names = ", ".join(x["label"] for x in ch[key]) or "none"
             parts.append(f"<li>{title}: {e(names)}</li>")
         parts.append("</ul>")

@@ -34,8 +34,10 @@ def mining_settings(model_dir: Path, database_url: str, **kw: Any) -> Settings:
 
 
 def note_meta(n: dict[str, Any]) -> dict[str, Any]:
-    return {k: n.get(k) for k in ("id", "text", "language", "programme", "cycle", "meeting",
-                                  "organisation", "date")}
+    return {
+        k: n.get(k)
+        for k in ("id", "text", "language", "programme", "cycle", "meeting", "organisation", "date")
+    }
 
 
 async def ingest_fixture(acts: MiningActivities, name: str = "mining_notes.jsonl") -> int:

@@ -160,7 +160,7 @@ def test_schemathesis_no_5xx_and_problem_json(live: Live) -> None:
                 )
                 _check(
                     resp,
-                    f"{name} {case.path_parameters} {case.query} {str(case.body)[:120]!r}",
+                    f"{name} {case.path_parameters} {case.query} {str(case.body)[:120]!r}",  # noqa: B023 - run() is called within this iteration
                     failures,
                 )
 

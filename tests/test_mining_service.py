@@ -113,8 +113,9 @@ async def test_theme_mining_workflow_progress_and_cross_lingual_theme(
     model = await _rows(pool, "SELECT scope FROM theme_models")
     assert model == [{"scope": "all"}]
     practices = await _rows(pool, "SELECT * FROM practices")
-    kinds = await _rows(pool, "SELECT kind, count(*) AS n, count(theme_id) AS t FROM statements"
-                        " GROUP BY kind")
+    kinds = await _rows(
+        pool, "SELECT kind, count(*) AS n, count(theme_id) AS t FROM statements GROUP BY kind"
+    )
     assert practices and all(p["support_statements"] for p in practices), kinds
 
 
@@ -123,10 +124,15 @@ async def test_note_submission_assigns_existing_themes(
 ) -> None:
     before = await _rows(pool, "SELECT count(*) AS n FROM embeddings")
     note = {
-        "id": "late-1", "language": "en", "programme": "greentech", "cycle": "gt-2",
-        "meeting": "m6", "organisation": "east-agency", "date": "2024-12-01",
+        "id": "late-1",
+        "language": "en",
+        "programme": "greentech",
+        "cycle": "gt-2",
+        "meeting": "m6",
+        "organisation": "east-agency",
+        "date": "2024-12-01",
         "text": "- In the crisis we kept members engaged with weekly online coffee meetings.\n"
-                "- Solar panels on the roofs of schools lowered the city's electricity bills.",
+        "- Solar panels on the roofs of schools lowered the city's electricity bills.",
     }
     out = await acts.ingest_note(note)
     assert out.statement_count == 2
@@ -149,28 +155,41 @@ async def test_remining_keeps_theme_ids_and_records_changes(
     old_assign = {
         r["id"]: r["theme_id"] for r in await _rows(pool, "SELECT id, theme_id FROM statements")
     }
-    extra = [dict(n, id=n["id"] + "-b", cycle="gt-3", date="2025-03-01")
-             for n in load_jsonl("mining_notes.jsonl")[:3]]
+    extra = [
+        dict(n, id=n["id"] + "-b", cycle="gt-3", date="2025-03-01")
+        for n in load_jsonl("mining_notes.jsonl")[:3]
+    ]
     for n in extra:
         await acts.ingest_note(note_meta(n))
     res = await mine_directly(pool, acts, "run-second")
     new = {r["id"] for r in await _rows(pool, "SELECT id FROM themes WHERE retired_at IS NULL")}
     assert len(old & new) >= max(1, len(old) // 2), (old, new)
     kept = sum(
-        1 for r in await _rows(pool, "SELECT id, theme_id FROM statements")
+        1
+        for r in await _rows(pool, "SELECT id, theme_id FROM statements")
         if r["id"] in old_assign and old_assign[r["id"]] and r["theme_id"] == old_assign[r["id"]]
     )
     assert kept >= 0.7 * sum(1 for v in old_assign.values() if v)
     assert res.changes and {c["kind"] for c in res.changes} <= {
-        "new", "kept", "merged", "split", "retired"
+        "new",
+        "kept",
+        "merged",
+        "split",
+        "retired",
     }
     events = await _rows(
         pool, "SELECT type, payload FROM events WHERE stream_id = 'mining' ORDER BY version"
     )
-    assert events and events[-1]["type"] in {"ThemesMined", "ThemeCreated", "ThemeMerged",
-                                             "ThemeSplit", "ThemeRetired"}
-    assert any(e["type"] == "ThemesMined" and e["payload"]["run_id"] == "run-second"
-               for e in events)
+    assert events and events[-1]["type"] in {
+        "ThemesMined",
+        "ThemeCreated",
+        "ThemeMerged",
+        "ThemeSplit",
+        "ThemeRetired",
+    }
+    assert any(
+        e["type"] == "ThemesMined" and e["payload"]["run_id"] == "run-second" for e in events
+    )
 
 
 async def test_mining_schedule_is_created_once(
@@ -204,8 +223,10 @@ async def test_assign_note_themes_reads_the_cycle_read_models(
             "INSERT INTO notes (id, cycle_id, programme_id, meeting_id, author_organisation,"
             " language, text, client_key, submitted_at) VALUES ('rm-1', 'gt-9', 'greentech',"
             " 'v9', 'vast-kluster', 'sv', %s, 'k1', now())",
-            ("- Vi rekommenderar korta digitala träffar varje vecka för att hålla medlemmarna"
-             " engagerade under en kris.",),
+            (
+                "- Vi rekommenderar korta digitala träffar varje vecka för att hålla medlemmarna"
+                " engagerade under en kris.",
+            ),
         )
         await conn.commit()
     out = await ActivityEnvironment().run(

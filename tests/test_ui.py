@@ -57,7 +57,10 @@ class _Server:
 
         self.port = _free_port()
         config = uvicorn.Config(
-            create_app(settings), host="127.0.0.1", port=self.port, log_level="warning",
+            create_app(settings),
+            host="127.0.0.1",
+            port=self.port,
+            log_level="warning",
             lifespan="on",
         )
         self.server = uvicorn.Server(config)
@@ -88,7 +91,9 @@ def seeded(database_url: str, model_dir: Path) -> dict[str, Any]:
 
 @pytest.fixture(scope="module")
 def server(
-    database_url: str, model_dir: Path, seeded: dict[str, Any],
+    database_url: str,
+    model_dir: Path,
+    seeded: dict[str, Any],
     tmp_path_factory: pytest.TempPathFactory,
 ) -> Iterator[_Server]:
     settings = Settings(
@@ -141,7 +146,10 @@ def test_theme_map_projects_and_filters(
         assert body["projection"] == "pca"
         assert body["total"] == body["count"] == seeded["statements"]
         assert {t["id"] for t in body["themes"]} == {
-            "th-crisis", "th-online", "th-funding", "th-onboarding"
+            "th-crisis",
+            "th-online",
+            "th-funding",
+            "th-onboarding",
         }
         assert set(body["languages"]) == {"en", "sv", "pl"}
         p = body["points"][0]

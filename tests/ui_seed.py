@@ -29,42 +29,106 @@ THEMES: dict[str, tuple[str, list[str], list[tuple[str, str, str]]]] = {
         "Member engagement in a crisis",
         ["personal calls", "crisis", "member needs"],
         [
-            ("en", "best_practice", "In the energy crisis our staff called each member firm to ask what help it needed."),
-            ("en", "lesson", "Frequent short check-ins kept members engaged better than one large annual event."),
-            ("sv", "best_practice", "Under krisen ringde vi upp varje medlemsföretag och frågade vad de behövde."),
-            ("sv", "lesson", "Korta och täta avstämningar höll medlemmarna engagerade under det svåra året."),
-            ("pl", "best_practice", "W czasie kryzysu dzwoniliśmy do każdej firmy członkowskiej z pytaniem o potrzeby."),
-            ("pl", "recommendation", "Zalecamy krótkie, częste spotkania z członkami zamiast jednego dużego wydarzenia."),
+            (
+                "en",
+                "best_practice",
+                "In the energy crisis our staff called each member firm to ask what help it needed.",
+            ),
+            (
+                "en",
+                "lesson",
+                "Frequent short check-ins kept members engaged better than one large annual event.",
+            ),
+            (
+                "sv",
+                "best_practice",
+                "Under krisen ringde vi upp varje medlemsföretag och frågade vad de behövde.",
+            ),
+            (
+                "sv",
+                "lesson",
+                "Korta och täta avstämningar höll medlemmarna engagerade under det svåra året.",
+            ),
+            (
+                "pl",
+                "best_practice",
+                "W czasie kryzysu dzwoniliśmy do każdej firmy członkowskiej z pytaniem o potrzeby.",
+            ),
+            (
+                "pl",
+                "recommendation",
+                "Zalecamy krótkie, częste spotkania z członkami zamiast jednego dużego wydarzenia.",
+            ),
         ],
     ),
     "th-online": (
         "Running good online meetings",
         ["breakout rooms", "shared whiteboard", "agenda"],
         [
-            ("en", "best_practice", "Small breakout rooms of four or five people let everyone speak in a video call."),
-            ("en", "recommendation", "Send the agenda a day ahead so the online session starts with prepared people."),
-            ("sv", "best_practice", "En delad digital whiteboard gjorde att idéerna fångades medan vi pratade."),
+            (
+                "en",
+                "best_practice",
+                "Small breakout rooms of four or five people let everyone speak in a video call.",
+            ),
+            (
+                "en",
+                "recommendation",
+                "Send the agenda a day ahead so the online session starts with prepared people.",
+            ),
+            (
+                "sv",
+                "best_practice",
+                "En delad digital whiteboard gjorde att idéerna fångades medan vi pratade.",
+            ),
             ("sv", "other", "Mötet hölls digitalt med deltagare från fem regioner."),
-            ("pl", "lesson", "Spotkania online działają lepiej w małych grupach z włączonymi kamerami."),
+            (
+                "pl",
+                "lesson",
+                "Spotkania online działają lepiej w małych grupach z włączonymi kamerami.",
+            ),
         ],
     ),
     "th-funding": (
         "Diversifying cluster funding",
         ["membership fees", "paid services", "public grants"],
         [
-            ("en", "lesson", "Relying on a single public grant left the cluster exposed when the call closed."),
-            ("en", "recommendation", "Combine membership fees, paid services and project money for a stable budget."),
+            (
+                "en",
+                "lesson",
+                "Relying on a single public grant left the cluster exposed when the call closed.",
+            ),
+            (
+                "en",
+                "recommendation",
+                "Combine membership fees, paid services and project money for a stable budget.",
+            ),
             ("sv", "lesson", "Klustret blev sårbart när det enda offentliga bidraget tog slut."),
-            ("pl", "recommendation", "Klaster powinien łączyć składki członkowskie, płatne usługi i projekty."),
+            (
+                "pl",
+                "recommendation",
+                "Klaster powinien łączyć składki członkowskie, płatne usługi i projekty.",
+            ),
         ],
     ),
     "th-onboarding": (
         "Onboarding new members",
         ["mentor", "welcome meeting"],
         [
-            ("en", "best_practice", "Each new member company gets a mentor from an established member for six months."),
-            ("sv", "best_practice", "Nya medlemmar får en fadder och ett välkomstmöte med kansliet första månaden."),
-            ("pl", "success", "Spotkanie powitalne pomogło nowym firmom szybko znaleźć partnerów w klastrze."),
+            (
+                "en",
+                "best_practice",
+                "Each new member company gets a mentor from an established member for six months.",
+            ),
+            (
+                "sv",
+                "best_practice",
+                "Nya medlemmar får en fadder och ett välkomstmöte med kansliet första månaden.",
+            ),
+            (
+                "pl",
+                "success",
+                "Spotkanie powitalne pomogło nowym firmom szybko znaleźć partnerów w klastrze.",
+            ),
         ],
     ),
 }
@@ -75,8 +139,11 @@ CYCLES = [  # cycle id, programme, first month of its statements
     ("cyc-2026", "nordic-clusters", date(2026, 1, 14)),
     ("cyc-city", "city-peers", date(2025, 11, 5)),
 ]
-ORGS = {"en": ["dublin-health", "leeds-digital"], "sv": ["umea-energi", "skane-mat"],
-        "pl": ["gdansk-morski", "wroclaw-ict"]}
+ORGS = {
+    "en": ["dublin-health", "leeds-digital"],
+    "sv": ["umea-energi", "skane-mat"],
+    "pl": ["gdansk-morski", "wroclaw-ict"],
+}
 
 TIMELINE_CYCLE = "cyc-2026"
 
@@ -110,21 +177,40 @@ def seed(conninfo: str, model_dir: Path) -> dict[str, Any]:
     for theme_id, (_, _, statements) in THEMES.items():
         for lang, kind, text in statements:
             cycle_id, programme_id, start = CYCLES[n % len(CYCLES)]
-            rows.append({
-                "id": f"note-{n}#0", "note_id": f"note-{n}", "position": 0,
-                "programme_id": programme_id, "cycle_id": cycle_id,
-                "meeting_id": f"{cycle_id}-m{n % 3}", "organisation_id": ORGS[lang][n % 2],
-                "text": text, "language": lang, "kind": kind, "theme_id": theme_id,
-                "source_date": start + timedelta(days=35 * (n % 4)),
-            })
+            rows.append(
+                {
+                    "id": f"note-{n}#0",
+                    "note_id": f"note-{n}",
+                    "position": 0,
+                    "programme_id": programme_id,
+                    "cycle_id": cycle_id,
+                    "meeting_id": f"{cycle_id}-m{n % 3}",
+                    "organisation_id": ORGS[lang][n % 2],
+                    "text": text,
+                    "language": lang,
+                    "kind": kind,
+                    "theme_id": theme_id,
+                    "source_date": start + timedelta(days=35 * (n % 4)),
+                }
+            )
             n += 1
     for lang, kind, text in UNASSIGNED:
-        rows.append({
-            "id": f"note-{n}#0", "note_id": f"note-{n}", "position": 0,
-            "programme_id": "city-peers", "cycle_id": "cyc-city", "meeting_id": "cyc-city-m0",
-            "organisation_id": ORGS[lang][0], "text": text, "language": lang, "kind": kind,
-            "theme_id": None, "source_date": date(2025, 11, 5),
-        })
+        rows.append(
+            {
+                "id": f"note-{n}#0",
+                "note_id": f"note-{n}",
+                "position": 0,
+                "programme_id": "city-peers",
+                "cycle_id": "cyc-city",
+                "meeting_id": "cyc-city-m0",
+                "organisation_id": ORGS[lang][0],
+                "text": text,
+                "language": lang,
+                "kind": kind,
+                "theme_id": None,
+                "source_date": date(2025, 11, 5),
+            }
+        )
     vectors = embed(model_dir, [r["text"] for r in rows])
     now = datetime.now(UTC)
     with psycopg.connect(conninfo, autocommit=True) as conn:
@@ -159,15 +245,22 @@ def seed(conninfo: str, model_dir: Path) -> dict[str, Any]:
                     " cycles, organisations, programmes, first_seen, last_seen) VALUES"
                     " (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)",
                     (
-                        theme_id, label, json.dumps(keyphrases), len(members), json.dumps(langs),
-                        json.dumps(reps), len({r["cycle_id"] for r in members}),
+                        theme_id,
+                        label,
+                        json.dumps(keyphrases),
+                        len(members),
+                        json.dumps(langs),
+                        json.dumps(reps),
+                        len({r["cycle_id"] for r in members}),
                         len({r["organisation_id"] for r in members}),
                         len({r["programme_id"] for r in members}),
                         min(r["source_date"] for r in members),
                         max(r["source_date"] for r in members),
                     ),
                 )
-                practices = [r for r in members if r["kind"] in ("lesson", "recommendation", "best_practice")]
+                practices = [
+                    r for r in members if r["kind"] in ("lesson", "recommendation", "best_practice")
+                ]
                 for rank, p in enumerate(practices, 1):
                     support = [r["id"] for r in members if r["kind"] == p["kind"]]
                     cur.execute(
@@ -175,10 +268,14 @@ def seed(conninfo: str, model_dir: Path) -> dict[str, Any]:
                         " support_organisations, support_statements, score, rank) VALUES"
                         " (%s, %s, %s, %s, %s, %s, %s, %s)",
                         (
-                            p["id"], theme_id, p["kind"],
+                            p["id"],
+                            theme_id,
+                            p["kind"],
                             len({r["cycle_id"] for r in members if r["id"] in support}),
                             len({r["organisation_id"] for r in members if r["id"] in support}),
-                            support, 1.0 / rank, rank,
+                            support,
+                            1.0 / rank,
+                            rank,
                         ),
                     )
             for pid, name in PROGRAMMES.items():
@@ -199,15 +296,48 @@ def _seed_cycle(cur: psycopg.Cursor[Any], now: datetime) -> None:
         " partners, ends_at, created_at, updated_at, version) VALUES"
         " (%s, 'nordic-clusters', %s, 'Resilient clusters 2026', 'meetings', 'running',"
         " 'Europe/Stockholm', %s, %s, %s, %s, 7)",
-        (TIMELINE_CYCLE, f"cycle-{TIMELINE_CYCLE}", json.dumps(["umea-energi", "gdansk-morski"]),
-         now + 120 * day, now - 40 * day, now),
+        (
+            TIMELINE_CYCLE,
+            f"cycle-{TIMELINE_CYCLE}",
+            json.dumps(["umea-energi", "gdansk-morski"]),
+            now + 120 * day,
+            now - 40 * day,
+            now,
+        ),
     )
     meetings = [
         ("kickoff", "kickoff", "Digital kick-off", None, "online", now - 35 * day, "held", 4),
-        ("visit-umea", "site_visit", "Peer visit to Umeå", "umea-energi", "on_site", now - 10 * day, "held", 2),
+        (
+            "visit-umea",
+            "site_visit",
+            "Peer visit to Umeå",
+            "umea-energi",
+            "on_site",
+            now - 10 * day,
+            "held",
+            2,
+        ),
         ("webinar-1", "webinar", "Funding webinar", None, "online", now - 3 * day, "cancelled", 0),
-        ("visit-gdansk", "site_visit", "Peer visit to Gdańsk", "gdansk-morski", "on_site", now + 12 * day, "scheduled", 0),
-        ("wrap-up", "wrap_up", "Wrap-up and lessons learnt", None, "online", now + 60 * day, "scheduled", 0),
+        (
+            "visit-gdansk",
+            "site_visit",
+            "Peer visit to Gdańsk",
+            "gdansk-morski",
+            "on_site",
+            now + 12 * day,
+            "scheduled",
+            0,
+        ),
+        (
+            "wrap-up",
+            "wrap_up",
+            "Wrap-up and lessons learnt",
+            None,
+            "online",
+            now + 60 * day,
+            "scheduled",
+            0,
+        ),
     ]
     for mid, kind, title, host, fmt, starts, state, notes in meetings:
         cur.execute(
@@ -215,10 +345,20 @@ def _seed_cycle(cur: psycopg.Cursor[Any], now: datetime) -> None:
             " topics, state, held_at, notes_due_at, note_count, cancel_reason, updated_at)"
             " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)",
             (
-                TIMELINE_CYCLE, mid, kind, title, host, fmt, starts, starts + timedelta(hours=3),
+                TIMELINE_CYCLE,
+                mid,
+                kind,
+                title,
+                host,
+                fmt,
+                starts,
+                starts + timedelta(hours=3),
                 json.dumps(["funding diversification"] if kind == "site_visit" else []),
-                state, starts if state == "held" else None,
-                None if state == "cancelled" else starts + 7 * day, notes,
-                "speaker ill" if state == "cancelled" else None, now,
+                state,
+                starts if state == "held" else None,
+                None if state == "cancelled" else starts + 7 * day,
+                notes,
+                "speaker ill" if state == "cancelled" else None,
+                now,
             ),
         )

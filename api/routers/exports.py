@@ -28,8 +28,11 @@ def _csv(rows: list[dict[str, Any]], columns: list[str]) -> str:
         out = []
         for c in columns:
             v = r.get(c)
-            out.append(json.dumps(v, ensure_ascii=False, default=str)
-                       if isinstance(v, dict | list) else ("" if v is None else v))
+            out.append(
+                json.dumps(v, ensure_ascii=False, default=str)
+                if isinstance(v, dict | list)
+                else ("" if v is None else v)
+            )
         w.writerow(out)
     return buf.getvalue()
 
@@ -58,8 +61,18 @@ async def export_themes(
         for lang, n in (r.get("languages") or {}).items():
             r[f"n_{lang}"] = n
     langs = sorted({k for r in rows for k in (r.get("languages") or {})})
-    columns = ["id", "label", "keyphrases", "size", "cycles", "organisations", "programmes",
-               "first_seen", "last_seen", "languages"] + [f"n_{x}" for x in langs]
+    columns = [
+        "id",
+        "label",
+        "keyphrases",
+        "size",
+        "cycles",
+        "organisations",
+        "programmes",
+        "first_seen",
+        "last_seen",
+        "languages",
+    ] + [f"n_{x}" for x in langs]
     return _send(rows, columns, "themes", fmt)
 
 
@@ -75,7 +88,23 @@ async def export_practices(
                 f"{s.get('organisation_id')}/{s.get('meeting_id')}/{s.get('date')}"
                 for s in r.get("sources") or []
             )
-    columns = ["statement_id", "theme_id", "theme_label", "kind", "audience", "text", "language",
-               "support_cycles", "support_organisations", "score", "organisation_id",
-               "meeting_id", "cycle_id", "programme_id", "note_id", "source_date", "sources"]
+    columns = [
+        "statement_id",
+        "theme_id",
+        "theme_label",
+        "kind",
+        "audience",
+        "text",
+        "language",
+        "support_cycles",
+        "support_organisations",
+        "score",
+        "organisation_id",
+        "meeting_id",
+        "cycle_id",
+        "programme_id",
+        "note_id",
+        "source_date",
+        "sources",
+    ]
     return _send(rows, columns, "practices", fmt)

@@ -84,8 +84,9 @@ async def start_run(
         )
         running = await cur.fetchone()
         if running:
-            raise Problem(409, f"a mining run for {body.scope!r} is already running",
-                          run_id=running["id"])
+            raise Problem(
+                409, f"a mining run for {body.scope!r} is already running", run_id=running["id"]
+            )
         cur = await conn.cursor(row_factory=dict_row).execute(
             "INSERT INTO mining_runs (id, scope, trigger) VALUES (%s, %s, 'api') RETURNING *",
             (run_id, body.scope),
@@ -95,8 +96,9 @@ async def start_run(
     try:
         await client.start_workflow(
             THEME_MINING,
-            ThemeMiningInput(run_id=run_id, scope=body.scope, trigger="api",
-                             batch_size=body.batch_size),
+            ThemeMiningInput(
+                run_id=run_id, scope=body.scope, trigger="api", batch_size=body.batch_size
+            ),
             id=workflow_id_for_run(run_id),
             task_queue=settings.task_queue,
             id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
@@ -157,8 +159,14 @@ async def get_run(
             p: MiningProgress = await handle.query(
                 PROGRESS_QUERY, result_type=MiningProgress, rpc_timeout=_timeout()
             )
-            out.update(status=p.status, stage=p.stage, done=p.done, total=p.total,
-                       theme_count=p.theme_count, source="workflow")
+            out.update(
+                status=p.status,
+                stage=p.stage,
+                done=p.done,
+                total=p.total,
+                theme_count=p.theme_count,
+                source="workflow",
+            )
             if p.changes:
                 out["changes"] = p.changes
         except Exception:  # no worker or no workflow yet: the table answers

@@ -48,12 +48,14 @@ async def cycle_report(
     cycle_id: str, pool: Pool, principal: CurrentPrincipal, format: Format = "json"
 ) -> Response:
     async with pool.connection() as conn:
-        cycle = await _rows(conn, "SELECT id, programme_id, title FROM cycles WHERE id = %s",
-                            (cycle_id,))
+        cycle = await _rows(
+            conn, "SELECT id, programme_id, title FROM cycles WHERE id = %s", (cycle_id,)
+        )
         programme_id = cycle[0]["programme_id"] if cycle else None
         if programme_id is None:
             found = await _rows(
-                conn, "SELECT programme_id FROM statements WHERE cycle_id = %s LIMIT 1",
+                conn,
+                "SELECT programme_id FROM statements WHERE cycle_id = %s LIMIT 1",
                 (cycle_id,),
             )
             programme_id = found[0]["programme_id"] if found else None
@@ -69,8 +71,12 @@ async def cycle_report(
         )
         title = f"Lessons learnt — {cycle[0]['title']}" if cycle else None
         report = await build_report(
-            conn, cycle_id=cycle_id, programme_id=programme_id, principal=principal,
-            action_items=actions, title=title,
+            conn,
+            cycle_id=cycle_id,
+            programme_id=programme_id,
+            principal=principal,
+            action_items=actions,
+            title=title,
         )
     return _respond(report, format)
 
@@ -90,7 +96,10 @@ async def programme_report(
             (programme_id,),
         )
         report = await build_report(
-            conn, programme_id=programme_id, principal=principal, action_items=actions,
+            conn,
+            programme_id=programme_id,
+            principal=principal,
+            action_items=actions,
             title=f"Lessons learnt — {prog[0]['name']}" if prog else None,
         )
     if not report["themes"] and not prog:
