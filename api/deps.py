@@ -13,18 +13,18 @@ from peerlearn.settings import Settings
 
 
 def _pool(request: Request) -> AsyncConnectionPool:
-    return request.app.state.pool  # type: ignore[no-any-return]
+    return request.app.state.pool
 
 
 def _temporal(request: Request) -> Client:
     client = getattr(request.app.state, "temporal", None)
     if client is None:
         raise Problem(503, "Temporal is not reachable; the cycle engine is unavailable")
-    return client  # type: ignore[no-any-return]
+    return client
 
 
 def _settings(request: Request) -> Settings:
-    return request.app.state.settings  # type: ignore[no-any-return]
+    return request.app.state.settings
 
 
 Pool = Annotated[AsyncConnectionPool, Depends(_pool)]
