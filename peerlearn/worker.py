@@ -71,6 +71,15 @@ async def run_worker(settings: Settings, stop: asyncio.Event) -> None:
             len(activities),
         )
         async with worker:
+            # The nightly re-mine is a Temporal Schedule; creating it is idempotent,
+            # so every worker may try and the first one wins.
+            from peerlearn.mining_schedule import ensure_mining_schedule
+
+            try:
+                if await ensure_mining_schedule(client, settings):
+                    log.info("created the nightly theme-mining schedule")
+            except Exception as exc:  # a schedule problem must not stop the worker
+                log.warning("could not ensure the theme-mining schedule: %s", exc)
             await stop.wait()
         log.info("worker stopped")
     finally:
