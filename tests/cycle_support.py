@@ -6,6 +6,7 @@ import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from psycopg.rows import dict_row
 from psycopg_pool import AsyncConnectionPool
 from temporalio import activity
 from temporalio.client import Client
@@ -39,8 +40,8 @@ class StubMining:
     @activity.defn(name=ASSIGN_NOTE_THEMES)
     async def assign_note_themes(self, inp: AssignNoteThemesInput) -> AssignNoteThemesOutput:
         self.calls.append(inp.note_id)
-        async with self.pool.connection() as conn:
-            cur = await conn.execute("SELECT text FROM notes WHERE id = %s", (inp.note_id,))
+        async with self.pool.connection() as conn, conn.cursor(row_factory=dict_row) as cur:
+            await cur.execute("SELECT text FROM notes WHERE id = %s", (inp.note_id,))
             row = await cur.fetchone()
         if row and FAIL_MINING in row["text"]:
             raise RuntimeError("miner unavailable")
@@ -138,8 +139,8 @@ def cycle_input(
 
 
 async def event_types(pool: AsyncConnectionPool, stream: str) -> list[str]:
-    async with pool.connection() as conn:
-        cur = await conn.execute(
+    async with pool.connection() as conn, conn.cursor(row_factory=dict_row) as cur:
+        await cur.execute(
             "SELECT type FROM events WHERE stream_id = %s ORDER BY version", (stream,)
         )
         return [r["type"] for r in await cur.fetchall()]

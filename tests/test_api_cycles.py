@@ -18,6 +18,7 @@ import httpx
 import pytest_asyncio
 from auth_helpers import admin_headers, api_client
 from cycle_support import cycle_worker, event_types
+from psycopg.rows import dict_row
 from psycopg_pool import AsyncConnectionPool
 from temporalio.testing import WorkflowEnvironment
 
@@ -165,14 +166,14 @@ async def test_http_flow_and_refusals(ctx: Ctx) -> None:
     pid = await _programme(c)
     now = datetime.now(UTC)
     far = timedelta(days=10)
-    body = {
-        "cycle_id": "http-" + uuid.uuid4().hex[:6],
+    cid = "http-" + uuid.uuid4().hex[:6]
+    body: dict[str, Any] = {
+        "cycle_id": cid,
         "programme_id": pid,
         "title": "HTTP flow",
         "meetings": _schedule(now, far),
         "policies": {"prep_pack_lead_days": 1},
     }
-    cid = body["cycle_id"]
 
     # invalid schedules: 422 before any workflow starts
     bad = [
@@ -331,10 +332,8 @@ async def _has_row(c: Ctx, cid: str) -> bool:
 
 
 async def _meeting_state(c: Ctx, cid: str, mid: str, state: str) -> bool:
-    async with c.pool.connection() as conn:
-        cur = await conn.execute(
-            "SELECT state FROM meetings WHERE cycle_id = %s AND id = %s", (cid, mid)
-        )
+    async with c.pool.connection() as conn, conn.cursor(row_factory=dict_row) as cur:
+        await cur.execute("SELECT state FROM meetings WHERE cycle_id = %s AND id = %s", (cid, mid))
         row = await cur.fetchone()
         return row is not None and row["state"] == state
 
@@ -372,8 +371,8 @@ async def test_worker_killed_mid_cycle_and_webhooks(ctx: Ctx) -> None:
         assert res.status == "completed"
         await _wait_for(lambda: _all_delivered(c, cid), within=15)
     types = await event_types(c.pool, cid)
-    async with c.pool.connection() as conn:
-        cur = await conn.execute(
+    async with c.pool.connection() as conn, conn.cursor(row_factory=dict_row) as cur:
+        await cur.execute(
             "SELECT version, idempotency_key FROM events WHERE stream_id = %s ORDER BY version",
             (cid,),
         )
@@ -384,16 +383,16 @@ async def test_worker_killed_mid_cycle_and_webhooks(ctx: Ctx) -> None:
     assert types.count("NotesOverdue") == 3 and types.count("CycleCompleted") == 1
     assert types[-3:] == ["WrapUpPublished", "FollowUpDue", "CycleCompleted"]
     got = {d["body"]["id"] for d in c.receiver.received if d["body"]["cycle_id"] == cid}
-    async with c.pool.connection() as conn:
-        cur = await conn.execute("SELECT id FROM outbox WHERE cycle_id = %s", (cid,))
+    async with c.pool.connection() as conn, conn.cursor(row_factory=dict_row) as cur:
+        await cur.execute("SELECT id FROM outbox WHERE cycle_id = %s", (cid,))
         assert got == {r["id"] for r in await cur.fetchall()}
     sig = next(d for d in c.receiver.received if d["body"]["cycle_id"] == cid)["headers"]
     assert "Peerlearn-Signature" in sig and sig["Idempotency-Key"]
 
 
 async def _all_delivered(c: Ctx, cid: str) -> bool:
-    async with c.pool.connection() as conn:
-        cur = await conn.execute(
+    async with c.pool.connection() as conn, conn.cursor(row_factory=dict_row) as cur:
+        await cur.execute(
             "SELECT count(*) AS n FROM outbox o LEFT JOIN outbox_deliveries d ON d.outbox_id = o.id"
             " WHERE o.cycle_id = %s AND d.delivered_at IS NULL",
             (cid,),

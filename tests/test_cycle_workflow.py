@@ -9,6 +9,7 @@ import os
 import uuid
 from datetime import datetime, timedelta
 from pathlib import Path
+from typing import Any, cast
 
 from cycle_support import (
     FAIL_MINING,
@@ -19,12 +20,13 @@ from cycle_support import (
     event_types,
     six_month_plan,
 )
+from psycopg.rows import dict_row
 from psycopg_pool import AsyncConnectionPool
 from temporalio.client import WorkflowHandle
 from temporalio.testing import WorkflowEnvironment
 
 from workflows.cycle import PeerLearningCycle
-from workflows.types import SubmitNoteInput, workflow_id_for
+from workflows.types import CycleResult, SubmitNoteInput, SubmitNoteOutput, workflow_id_for
 
 HISTORIES = Path(__file__).parent / "histories"
 CLOSE = timedelta(minutes=1)  # a timer fires within this of its due time
@@ -37,8 +39,14 @@ async def _sleep_until(env: WorkflowEnvironment, at: datetime) -> None:
 
 
 async def _note(
-    handle: WorkflowHandle, meeting_id: str, org: str, text: str, key: str | None = None
+    handle: WorkflowHandle[PeerLearningCycle, CycleResult],
+    meeting_id: str,
+    org: str,
+    text: str,
+    key: str | None = None,
 ) -> str:
+    # @workflow.update(name=...) types an async handler's result as its
+    # coroutine; the update really answers with a SubmitNoteOutput.
     out = await handle.execute_update(
         PeerLearningCycle.submit_notes,
         SubmitNoteInput(
@@ -49,7 +57,7 @@ async def _note(
             text=text,
         ),
     )
-    return out.note_id
+    return cast(SubmitNoteOutput, out).note_id
 
 
 async def test_six_month_cycle_completes_under_time_skipping(
@@ -117,28 +125,26 @@ async def test_six_month_cycle_completes_under_time_skipping(
         "CycleCompleted",
     ]
 
-    async with pool.connection() as conn:
-        cur = await conn.execute(
+    async with pool.connection() as conn, conn.cursor(row_factory=dict_row) as cur:
+        await cur.execute(
             "SELECT version FROM events WHERE stream_id = %s ORDER BY version", (cycle_id,)
         )
         versions = [r["version"] for r in await cur.fetchall()]
         assert versions == list(range(1, len(versions) + 1))  # gap-free, no duplicates
-        cur = await conn.execute(
+        await cur.execute(
             "SELECT kind, meeting_id, created_at FROM outbox WHERE cycle_id = %s"
             " ORDER BY created_at, id",
             (cycle_id,),
         )
         outbox = await cur.fetchall()
-        cur = await conn.execute("SELECT * FROM reports WHERE cycle_id = %s", (cycle_id,))
+        await cur.execute("SELECT * FROM reports WHERE cycle_id = %s", (cycle_id,))
         report = await cur.fetchone()
-        cur = await conn.execute(
-            "SELECT * FROM action_items WHERE cycle_id = %s ORDER BY id", (cycle_id,)
-        )
+        await cur.execute("SELECT * FROM action_items WHERE cycle_id = %s ORDER BY id", (cycle_id,))
         actions = await cur.fetchall()
-        cur = await conn.execute("SELECT status, phase FROM cycles WHERE id = %s", (cycle_id,))
+        await cur.execute("SELECT status, phase FROM cycles WHERE id = %s", (cycle_id,))
         cyc = await cur.fetchone()
 
-    by_kind: dict[str, list[dict]] = {}
+    by_kind: dict[str, list[dict[str, Any]]] = {}
     for row in outbox:
         by_kind.setdefault(row["kind"], []).append(row)
     assert {k: len(v) for k, v in by_kind.items()} == {
