@@ -1,4 +1,8 @@
-"""Annotated dependencies shared by every router (FastAPI full-stack style)."""
+"""Annotated dependencies shared by every router (FastAPI full-stack style).
+
+They are ``async`` on purpose: FastAPI runs sync dependencies in its thread
+pool, a hop that cost measurable latency on the hot analyst endpoints.
+"""
 
 from __future__ import annotations
 
@@ -12,18 +16,18 @@ from api.problems import Problem
 from peerlearn.settings import Settings
 
 
-def _pool(request: Request) -> AsyncConnectionPool:
+async def _pool(request: Request) -> AsyncConnectionPool:
     return request.app.state.pool
 
 
-def _temporal(request: Request) -> Client:
+async def _temporal(request: Request) -> Client:
     client = getattr(request.app.state, "temporal", None)
     if client is None:
         raise Problem(503, "Temporal is not reachable; the cycle engine is unavailable")
     return client
 
 
-def _settings(request: Request) -> Settings:
+async def _settings(request: Request) -> Settings:
     return request.app.state.settings
 
 

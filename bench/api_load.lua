@@ -10,7 +10,7 @@ for line in io.lines(os.getenv("PL_QUERIES")) do
 end
 local themes = {
   "/v1/themes", "/v1/themes?sort=size&limit=20", "/v1/themes?language=sv",
-  "/v1/themes?programme=prog-1&sort=recency", "/v1/themes?min_cycles=2",
+  "/v1/themes?programme=prog-1-0&sort=recency", "/v1/themes?min_cycles=2",
   "/v1/themes?kind=recommendation&since=2024-03-01",
 }
 local function urlencode(s)

@@ -185,3 +185,131 @@ async def test_mining_run_api(client: httpx.AsyncClient) -> None:
     got = await client.get(f"/v1/mining-runs/{run['id']}")
     assert got.status_code == 200 and got.json()["scope"] == "greentech"
     assert (await client.get("/v1/mining-runs/none")).status_code == 404
+
+
+# ---- pre-aggregated theme facets (migration 0005) and the search fast path -------------
+
+_FACETS_DIFF = """
+WITH e AS (
+    SELECT theme_id, coalesce(programme_id, '') AS p, language, 'n' AS dim, '' AS v
+    FROM statements WHERE theme_id IS NOT NULL
+    UNION ALL SELECT theme_id, coalesce(programme_id, ''), language, 'c', cycle_id
+    FROM statements WHERE theme_id IS NOT NULL AND cycle_id IS NOT NULL
+    UNION ALL SELECT theme_id, coalesce(programme_id, ''), language, 'o', organisation_id
+    FROM statements WHERE theme_id IS NOT NULL AND organisation_id IS NOT NULL
+    UNION ALL SELECT theme_id, coalesce(programme_id, ''), language, 'd',
+                     to_char(source_date, 'YYYY-MM-DD')
+    FROM statements WHERE theme_id IS NOT NULL AND source_date IS NOT NULL
+), want AS (
+    SELECT theme_id, p, language, dim::"char" AS dim, v, count(*)::int AS n
+    FROM e GROUP BY 1, 2, 3, 4, 5
+), have AS (SELECT theme_id, programme_id, language, dim, value, n FROM theme_facets)
+SELECT (SELECT count(*) FROM (SELECT * FROM want EXCEPT SELECT * FROM have) a)
+     + (SELECT count(*) FROM (SELECT * FROM have EXCEPT SELECT * FROM want) b) AS diff,
+       (SELECT count(*) FROM have) AS rows
+"""
+
+
+async def _facets_diff(conn: Any) -> int:
+    row = await (await conn.execute(_FACETS_DIFF)).fetchone()
+    assert row["rows"] > 0
+    return int(row["diff"])
+
+
+async def test_theme_facets_follow_every_write(mined: dict[str, Any],
+                                               pool: AsyncConnectionPool) -> None:
+    """The triggers keep theme_facets equal to a recount from statements after
+    ingestion and a re-mine's bulk UPDATE, and inside a writer's transaction
+    for upserts (changed programme, organisation, theme), deletes, theme moves
+    and updates of uncounted columns; a rollback leaves them as they were."""
+    from types import SimpleNamespace
+
+    from activities.mining import write_notes_statements
+
+    async with pool.connection() as conn:
+        assert await _facets_diff(conn) == 0
+        rows = await (await conn.execute(
+            "SELECT * FROM statements WHERE theme_id IS NOT NULL ORDER BY id LIMIT 12"
+        )).fetchall()
+        themes = [r["id"] for r in await (await conn.execute("SELECT id FROM themes")).fetchall()]
+        by_note: dict[str, list[dict[str, Any]]] = {}
+        for r in rows:
+            by_note.setdefault(r["note_id"], []).append(r)
+        writes = []
+        for i, (note_id, rs) in enumerate(by_note.items()):
+            meta = {"id": note_id, "programme": f"moved-{i % 2}", "cycle": rs[0]["cycle_id"],
+                    "meeting": None, "organisation": "org-moved", "date": "2025-02-03"}
+            sts = [SimpleNamespace(id=r["id"], position=r["position"], text=r["text"],
+                                   language=r["language"], kind=r["kind"], heading=None,
+                                   content_hash=r["content_hash"], lemmas=[]) for r in rs]
+            writes.append((meta, sts, [themes[j % len(themes)] if j % 3 else None
+                                       for j in range(len(rs))]))
+        await write_notes_statements(conn, writes)
+        assert await _facets_diff(conn) == 0
+        await conn.execute("DELETE FROM statements WHERE id = %s", (rows[-1]["id"],))
+        assert await _facets_diff(conn) == 0
+        await conn.execute(
+            "UPDATE statements SET theme_id = %s WHERE id IN"
+            " (SELECT id FROM statements ORDER BY md5(id) LIMIT 40)", (themes[0],))
+        assert await _facets_diff(conn) == 0
+        await conn.execute("UPDATE statements SET map_x = coalesce(map_x, 0) + 1")
+        assert await _facets_diff(conn) == 0
+        await conn.rollback()
+        assert await _facets_diff(conn) == 0
+
+
+async def test_theme_facets_answer_like_statements(mined: dict[str, Any],
+                                                   pool: AsyncConnectionPool,
+                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    """The counter path and the statement path of list_themes agree (every sort,
+    the grant, programme, language and min_cycles filters, cursor pages)."""
+    import api.analyst as analyst
+    from api.auth import Principal, Role
+
+    principals = [Principal("a", Role.admin),
+                  Principal("b", Role.analyst, frozenset({"cities"}))]
+    filters = [analyst.Filters(), analyst.Filters(programme="cities"),
+               analyst.Filters(language="sv"), analyst.Filters(min_cycles=2),
+               analyst.Filters(language="pl", programme="cities")]
+    facets = analyst.facets_answer
+    async with pool.connection() as conn:
+        for p in principals:
+            for f in filters:
+                for sort in analyst.THEME_SORTS:
+                    got = []
+                    for use_facets in (True, False):
+                        monkeypatch.setattr(analyst, "facets_answer",
+                                            facets if use_facets else lambda f: False)
+                        first = await analyst.list_themes(conn, p, f, sort=sort, limit=2)
+                        pages = [first]
+                        if first[1]:
+                            pages.append(await analyst.list_themes(
+                                conn, p, f, sort=sort, limit=2, cursor=first[1]))
+                        got.append(pages)
+                    assert got[0] == got[1], (p.role, f, sort)
+    monkeypatch.setattr(analyst, "facets_answer", facets)
+    assert analyst.facets_answer(analyst.Filters(language="sv", programme="x"))
+    assert not analyst.facets_answer(analyst.Filters(kind="lesson"))
+
+
+async def test_search_scores_and_exact_fallback(client: httpx.AsyncClient,
+                                                pool: AsyncConnectionPool) -> None:
+    """Hits come ordered by the de-biased score with their plain cosine; a filter
+    too narrow for the candidates answers from an exact scan of its statements."""
+    r = await client.get("/v1/search", params={"q": "crisis engagement of members"})
+    assert r.status_code == 200 and r.headers["content-type"] == "application/json"
+    hits = r.json()["items"]
+    assert len(hits) == 10 and r.json()["exact"] is False
+    scores = [h["score"] for h in hits]
+    assert scores == sorted(scores, reverse=True)
+    assert all(-1.0 <= h["similarity"] <= 1.0 for h in hits)
+    assert len({h["statement_id"] for h in hits}) == 10
+    async with pool.connection() as conn:
+        org = await (await conn.execute(
+            "SELECT organisation_id AS o, count(*) AS n FROM statements"
+            " WHERE organisation_id IS NOT NULL GROUP BY 1 ORDER BY 2, 1 LIMIT 1")).fetchone()
+    narrow = (await client.get("/v1/search", params={
+        "q": "crisis engagement of members", "organisation": org["o"]})).json()
+    assert narrow["exact"] is True
+    assert len(narrow["items"]) == min(10, org["n"])
+    assert all(h["organisation_id"] == org["o"] for h in narrow["items"])

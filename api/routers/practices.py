@@ -7,16 +7,15 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Query
 
-from api.analyst import FiltersDep, theme_practices
+from api.analyst import FastPool, FiltersDep, theme_practices
 from api.auth import CurrentPrincipal
-from api.deps import Pool
 
 router = APIRouter(prefix="/v1/practices", tags=["analyst"])
 
 
 @router.get("", summary="Practices ranked by independent support, with their sources")
 async def get_practices(
-    pool: Pool,
+    pool: FastPool,
     principal: CurrentPrincipal,
     filters: FiltersDep,
     theme: Annotated[str | None, Query(description="only this theme")] = None,

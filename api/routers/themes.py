@@ -4,37 +4,46 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Query, Response
 from psycopg.rows import dict_row
 
-from api.analyst import FiltersDep, list_themes, statement_where, theme_practices
+from api.analyst import (
+    FastPool,
+    FiltersDep,
+    json_response,
+    list_themes,
+    statement_where,
+    theme_practices,
+)
 from api.auth import CurrentPrincipal
-from api.deps import Pool
 from api.problems import Problem
 
 router = APIRouter(prefix="/v1/themes", tags=["analyst"])
 
 
-@router.get("", summary="Themes with statement counts per language (ISO 639-1)")
+@router.get(
+    "", summary="Themes with statement counts per language (ISO 639-1)",
+    response_model=dict[str, Any],
+)
 async def get_themes(
-    pool: Pool,
+    pool: FastPool,
     principal: CurrentPrincipal,
     filters: FiltersDep,
     sort: Annotated[Literal["recurrence", "size", "recency"], Query()] = "recurrence",
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
     cursor: Annotated[str | None, Query(description="next_cursor of the previous page")] = None,
-) -> dict[str, Any]:
+) -> Response:
     async with pool.connection() as conn:
         items, next_cursor = await list_themes(
             conn, principal, filters, sort=sort, limit=limit, cursor=cursor
         )
-    return {"items": items, "next_cursor": next_cursor}
+    return json_response({"items": items, "next_cursor": next_cursor})
 
 
 @router.get("/{theme_id}", summary="One theme: representatives, practices, sources, trend")
 async def get_theme(
     theme_id: str,
-    pool: Pool,
+    pool: FastPool,
     principal: CurrentPrincipal,
     filters: FiltersDep,
     sources_limit: Annotated[int, Query(ge=1, le=1000)] = 200,
