@@ -377,9 +377,17 @@ class MiningActivities:
 
     @activity.defn(name=ASSIGN_NOTE_THEMES)
     async def assign_note_themes(self, inp: AssignNoteThemesInput) -> AssignNoteThemesOutput:
-        async with self.pool.connection() as conn:
-            meta = await load_note_meta(conn, inp.note_id, inp.cycle_id, inp.meeting_id)
-        return await self.ingest_note(meta)
+        # Heartbeats let the cycle notice a dead worker within its heartbeat timeout
+        # instead of waiting out the whole start-to-close timeout before a retry.
+        hb = asyncio.create_task(_heartbeat_every(5.0))
+        try:
+            async with self.pool.connection() as conn:
+                meta = await load_note_meta(conn, inp.note_id, inp.cycle_id, inp.meeting_id)
+            return await self.ingest_note(meta)
+        finally:
+            hb.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await hb
 
     async def ingest_note(self, meta: dict[str, Any]) -> AssignNoteThemesOutput:
         """Segment, embed (cache first), assign and store one note; also used by tests,

@@ -470,6 +470,8 @@ class PeerLearningCycle:
                     ),
                     result_type=AssignNoteThemesOutput,
                     start_to_close_timeout=timedelta(minutes=5),
+                    # the activity heartbeats every 5 s: a killed worker is noticed fast
+                    heartbeat_timeout=timedelta(seconds=60),
                     retry_policy=_MINING_RETRY,
                 )
             except ActivityError as exc:  # mining is best effort: the cycle goes on
