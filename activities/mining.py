@@ -79,8 +79,11 @@ Row = dict[str, Any]
 
 
 async def fetch_all(
-    conn: AsyncConnection[Any], sql: LiteralString | str, params: Sequence[Any] | None = None,
-    *, binary: bool = False,
+    conn: AsyncConnection[Any],
+    sql: LiteralString | str,
+    params: Sequence[Any] | None = None,
+    *,
+    binary: bool = False,
 ) -> list[Row]:
     """Rows as dicts whatever the connection's row factory. ``binary`` fetches
     vectors as raw float arrays (no text parsing of 384 numbers per row)."""
@@ -129,13 +132,17 @@ async def load_note_meta(
         note = await _one(conn, "SELECT * FROM notes WHERE note_id = %s", (note_id,))
     if note is None:
         raise LookupError(f"note {note_id!r} not found in the notes read model")
-    meeting = await _one(
-        conn, "SELECT * FROM meetings WHERE cycle_id = %s AND id = %s", (cycle_id, meeting_id)
-    ) or await _one(
-        conn,
-        "SELECT * FROM meetings WHERE cycle_id = %s AND meeting_id = %s",
-        (cycle_id, meeting_id),
-    ) or await _one(conn, "SELECT * FROM meetings WHERE id = %s", (meeting_id,))
+    meeting = (
+        await _one(
+            conn, "SELECT * FROM meetings WHERE cycle_id = %s AND id = %s", (cycle_id, meeting_id)
+        )
+        or await _one(
+            conn,
+            "SELECT * FROM meetings WHERE cycle_id = %s AND meeting_id = %s",
+            (cycle_id, meeting_id),
+        )
+        or await _one(conn, "SELECT * FROM meetings WHERE id = %s", (meeting_id,))
+    )
     cycle = await _one(conn, "SELECT * FROM cycles WHERE id = %s", (cycle_id,)) or await _one(
         conn, "SELECT * FROM cycles WHERE cycle_id = %s", (cycle_id,)
     )
@@ -146,7 +153,8 @@ async def load_note_meta(
         "id": note_id,
         "text": _first(note, "text", "body") or "",
         "language": _first(note, "language"),
-        "programme": _first(note, "programme_id") or _first(meeting, "programme_id")
+        "programme": _first(note, "programme_id")
+        or _first(meeting, "programme_id")
         or _first(cycle, "programme_id"),
         "cycle": cycle_id,
         "meeting": meeting_id,
@@ -231,7 +239,9 @@ async def write_notes_statements(
 
 
 def _statement_rows(
-    note_id: str, statements: Sequence[Any], theme_ids: Sequence[str | None],
+    note_id: str,
+    statements: Sequence[Any],
+    theme_ids: Sequence[str | None],
     meta: dict[str, Any],
 ) -> list[tuple[Any, ...]]:
     rows = []
@@ -323,8 +333,18 @@ def _rank_all(found: list[Row], run_id: str | None) -> list[tuple[Any, ...]]:
             np.stack([miner_service._as_array(r["embedding"]) for r in rs]),
         )
         rows += [
-            (p.statement_id, p.theme_id, p.kind, p.audience, p.support_cycles,
-             p.support_organisations, p.support_statements, p.score, p.rank, run_id)
+            (
+                p.statement_id,
+                p.theme_id,
+                p.kind,
+                p.audience,
+                p.support_cycles,
+                p.support_organisations,
+                p.support_statements,
+                p.score,
+                p.rank,
+                run_id,
+            )
             for p in ranked
         ]
     return rows
@@ -351,8 +371,13 @@ async def append_mining_events(
 
 
 async def eventstore_append(
-    append: Any, pool: AsyncConnectionPool, run_id: str, i: int, etype: str,
-    payload: dict[str, Any], now: datetime,
+    append: Any,
+    pool: AsyncConnectionPool,
+    run_id: str,
+    i: int,
+    etype: str,
+    payload: dict[str, Any],
+    now: datetime,
 ) -> None:
     async with pool.connection() as conn, conn.transaction():
         await append(
@@ -604,10 +629,23 @@ class MiningActivities:
         await append_mining_events(
             self.pool,
             inp.run_id,
-            [("ThemesMined", {"run_id": inp.run_id, "scope": scope, "themes": len(themes),
-                                "statements": len(statements), "changes": len(changes)})]
-            + [(_EVENT_TYPES.get(c["kind"], "ThemeChanged"), {"run_id": inp.run_id, **c})
-               for c in changes if c["kind"] != "kept"],
+            [
+                (
+                    "ThemesMined",
+                    {
+                        "run_id": inp.run_id,
+                        "scope": scope,
+                        "themes": len(themes),
+                        "statements": len(statements),
+                        "changes": len(changes),
+                    },
+                )
+            ]
+            + [
+                (_EVENT_TYPES.get(c["kind"], "ThemeChanged"), {"run_id": inp.run_id, **c})
+                for c in changes
+                if c["kind"] != "kept"
+            ],
         )
         return MiningClusterOutput(
             theme_count=len(themes),
@@ -668,8 +706,8 @@ def _classify_and_assign(
     for _meta, stmts, (scope, model) in plan:
         vecs = emb[pos : pos + len(stmts)]
         pos += len(stmts)
-        raw = miner.assign(stmts, vecs, model) if model is not None and stmts else [None] * len(
-            stmts
+        raw = (
+            miner.assign(stmts, vecs, model) if model is not None and stmts else [None] * len(stmts)
         )
         out.append([theme_key(scope, t) if t else None for t in raw])
     return out

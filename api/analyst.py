@@ -101,8 +101,11 @@ def statement_where(
         principal.check_programme(f.programme)
         conds.append(f"{a}.programme_id = %(programme)s")
         params["programme"] = f.programme
-    for col, key in (("cycle_id", "cycle"), ("language", "language"),
-                     ("organisation_id", "organisation")):
+    for col, key in (
+        ("cycle_id", "cycle"),
+        ("language", "language"),
+        ("organisation_id", "organisation"),
+    ):
         v = getattr(f, key)
         if v:
             conds.append(f"{a}.{col} = %({key})s")
@@ -153,8 +156,11 @@ THEME_SORTS = {
     # sort name -> (key expressions, all ascending so a row comparison pages)
     "recurrence": ["-a.cycles", "-a.organisations", "-a.size", "a.theme_id"],
     "size": ["-a.size", "-a.cycles", "a.theme_id"],
-    "recency": ["-(coalesce(a.last_seen, DATE '1900-01-01') - DATE '1900-01-01')", "-a.size",
-                "a.theme_id"],
+    "recency": [
+        "-(coalesce(a.last_seen, DATE '1900-01-01') - DATE '1900-01-01')",
+        "-a.size",
+        "a.theme_id",
+    ],
 }
 
 

@@ -62,8 +62,14 @@ async def prepare(args: argparse.Namespace) -> tuple[str, int]:
     notes = []
     for copy in range(args.copies):
         for n in base:
-            notes.append(dict(n, id=f"{n['id']}-c{copy}", programme=f"{n['programme']}-{copy}",
-                              date=f"{2023 + copy}{n['date'][4:]}"))
+            notes.append(
+                dict(
+                    n,
+                    id=f"{n['id']}-c{copy}",
+                    programme=f"{n['programme']}-{copy}",
+                    date=f"{2023 + copy}{n['date'][4:]}",
+                )
+            )
     notes += jsonl(FIXTURES / "mining_notes.jsonl")
     t = time.perf_counter()
     for i in range(0, len(notes), 512):
@@ -75,8 +81,11 @@ async def prepare(args: argparse.Namespace) -> tuple[str, int]:
     for off in prep.batches:
         await env.run(acts.mining_encode_batch, MiningBatchInput("load", "all", off, 1024))
     res = await env.run(acts.mining_cluster, MiningClusterInput("load", "all", 0))
-    print(f"mined {prep.total} statements into {res.theme_count} themes in "
-          f"{time.perf_counter() - t:.0f}s", flush=True)
+    print(
+        f"mined {prep.total} statements into {res.theme_count} themes in "
+        f"{time.perf_counter() - t:.0f}s",
+        flush=True,
+    )
     await pool.close()
     return url, prep.total
 
@@ -98,14 +107,32 @@ def main(args: argparse.Namespace) -> None:
 
     _, token = create_key(url, "admin", name="load")
     port = free_port()
-    env = dict(os.environ, DATABASE_URL=url, PEERLEARN_LOG_LEVEL="WARNING",
-               TEMPORAL_ADDRESS="127.0.0.1:1", PEERLEARN_RATE_LIMIT_PER_MINUTE="1000000")
+    env = dict(
+        os.environ,
+        DATABASE_URL=url,
+        PEERLEARN_LOG_LEVEL="WARNING",
+        TEMPORAL_ADDRESS="127.0.0.1:1",
+        PEERLEARN_RATE_LIMIT_PER_MINUTE="1000000",
+    )
     model = settings_for(url).resolved_model_dir
     env["PEERLEARN_MODEL_DIR"] = str(model)
     api = subprocess.Popen(
-        [sys.executable, "-m", "uvicorn", "api.main:create_app", "--factory", "--host",
-         "127.0.0.1", "--port", str(port), "--log-level", "warning", "--no-access-log"],
-        cwd=REPO, env=env,
+        [
+            sys.executable,
+            "-m",
+            "uvicorn",
+            "api.main:create_app",
+            "--factory",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--log-level",
+            "warning",
+            "--no-access-log",
+        ],
+        cwd=REPO,
+        env=env,
     )
     base = f"http://127.0.0.1:{port}"
     queries = [q["query"] for q in jsonl(FIXTURES / "search_queries.jsonl")]
@@ -121,20 +148,40 @@ def main(args: argparse.Namespace) -> None:
                     raise
                 time.sleep(0.5)
         for q in queries:  # warm the model and the query LRU
-            urllib.request.urlopen(urllib.request.Request(
-                base + "/v1/search?q=" + urllib.parse.quote(q), headers=hdr)).read()
+            urllib.request.urlopen(
+                urllib.request.Request(base + "/v1/search?q=" + urllib.parse.quote(q), headers=hdr)
+            ).read()
         with tempfile.NamedTemporaryFile("w", suffix=".txt", delete=False) as fh:
             fh.write("\n".join(queries))
             qfile = fh.name
-        print(f"statements: {total}; wrk -t2 -c{args.connections}, {args.delay_ms} ms pacing"
-              f" per connection, {args.duration}s per mode", flush=True)
+        print(
+            f"statements: {total}; wrk -t2 -c{args.connections}, {args.delay_ms} ms pacing"
+            f" per connection, {args.duration}s per mode",
+            flush=True,
+        )
         for mode in ("themes", "search", "mixed"):
             out = subprocess.run(
-                ["wrk", "-t2", f"-c{args.connections}", f"-d{args.duration}s", "--timeout", "5s",
-                 "-s", str(REPO / "bench" / "api_load.lua"), base],
-                env=dict(os.environ, PL_TOKEN=token, PL_MODE=mode, PL_DELAY_MS=str(args.delay_ms),
-                         PL_QUERIES=qfile),
-                capture_output=True, text=True, check=True,
+                [
+                    "wrk",
+                    "-t2",
+                    f"-c{args.connections}",
+                    f"-d{args.duration}s",
+                    "--timeout",
+                    "5s",
+                    "-s",
+                    str(REPO / "bench" / "api_load.lua"),
+                    base,
+                ],
+                env=dict(
+                    os.environ,
+                    PL_TOKEN=token,
+                    PL_MODE=mode,
+                    PL_DELAY_MS=str(args.delay_ms),
+                    PL_QUERIES=qfile,
+                ),
+                capture_output=True,
+                text=True,
+                check=True,
             ).stdout
             line = next((x for x in out.splitlines() if x.startswith("RESULT")), out)
             print(re.sub(r"^RESULT ", "", line), flush=True)

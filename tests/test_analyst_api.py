@@ -15,6 +15,7 @@ import pytest
 import pytest_asyncio
 from auth_helpers import admin_headers, api_client, key_headers
 from mining_support import ingest_fixture, mine_directly, mining_settings
+from psycopg.rows import dict_row
 from psycopg_pool import AsyncConnectionPool
 from temporalio.testing import WorkflowEnvironment
 
@@ -125,10 +126,13 @@ async def test_search_in_polish_finds_swedish_and_english(client: httpx.AsyncCli
     hits = r.json()["items"]
     top = hits[:6]
     assert {"sv", "en"} <= {h["language"] for h in top}, top
-    assert any("kris" in h["text"].lower() or "crisis" in h["text"].lower()
-               for h in top if h["language"] != "pl")
+    assert any(
+        "kris" in h["text"].lower() or "crisis" in h["text"].lower()
+        for h in top
+        if h["language"] != "pl"
+    )
     assert all(h["theme"] is None or h["theme"]["id"] for h in hits)
-    only_sv = (await client.get("/v1/search", params={"q": "kryzys członkowie", "language": "sv"}))
+    only_sv = await client.get("/v1/search", params={"q": "kryzys członkowie", "language": "sv"})
     assert only_sv.json()["items"] and all(h["language"] == "sv" for h in only_sv.json()["items"])
 
 
@@ -151,17 +155,20 @@ async def test_wrapup_report_formats(client: httpx.AsyncClient) -> None:
     assert audiences == {"future_partnerships", "organisations", "funders"}
     assert j["changes_since_previous"]["previous_cycle_id"] == "gt-1"
     md = (await client.get("/v1/reports/cycles/gt-2", params={"format": "markdown"})).text
-    for heading in ("## Recurring themes", "## Recommendations", "For funders",
-                    "## Open action items", "## What changed since the previous cycle"):
+    for heading in (
+        "## Recurring themes",
+        "## Recommendations",
+        "For funders",
+        "## Open action items",
+        "## What changed since the previous cycle",
+    ):
         assert heading in md
     html = await client.get("/v1/reports/programmes/greentech", params={"format": "html"})
     assert html.status_code == 200 and html.text.startswith("<!doctype html>")
     assert "Recommendations" in html.text and "@media print" in html.text
 
 
-async def test_grant_filters_everything(
-    client: httpx.AsyncClient, database_url: str
-) -> None:
+async def test_grant_filters_everything(client: httpx.AsyncClient, database_url: str) -> None:
     analyst = key_headers(database_url, "analyst", programmes=["cities"])
     themes = (await client.get("/v1/themes", headers=analyst)).json()["items"]
     assert themes and all(t["programmes"] == 1 for t in themes)
@@ -216,8 +223,9 @@ async def _facets_diff(conn: Any) -> int:
     return int(row["diff"])
 
 
-async def test_theme_facets_follow_every_write(mined: dict[str, Any],
-                                               pool: AsyncConnectionPool) -> None:
+async def test_theme_facets_follow_every_write(
+    mined: dict[str, Any], pool: AsyncConnectionPool
+) -> None:
     """The triggers keep theme_facets equal to a recount from statements after
     ingestion and a re-mine's bulk UPDATE, and inside a writer's transaction
     for upserts (changed programme, organisation, theme), deletes, theme moves
@@ -228,29 +236,51 @@ async def test_theme_facets_follow_every_write(mined: dict[str, Any],
 
     async with pool.connection() as conn:
         assert await _facets_diff(conn) == 0
-        rows = await (await conn.execute(
-            "SELECT * FROM statements WHERE theme_id IS NOT NULL ORDER BY id LIMIT 12"
-        )).fetchall()
-        themes = [r["id"] for r in await (await conn.execute("SELECT id FROM themes")).fetchall()]
+        cur = conn.cursor(row_factory=dict_row)
+        rows = await (
+            await cur.execute(
+                "SELECT * FROM statements WHERE theme_id IS NOT NULL ORDER BY id LIMIT 12"
+            )
+        ).fetchall()
+        themes = [r["id"] for r in await (await cur.execute("SELECT id FROM themes")).fetchall()]
         by_note: dict[str, list[dict[str, Any]]] = {}
         for r in rows:
             by_note.setdefault(r["note_id"], []).append(r)
         writes = []
         for i, (note_id, rs) in enumerate(by_note.items()):
-            meta = {"id": note_id, "programme": f"moved-{i % 2}", "cycle": rs[0]["cycle_id"],
-                    "meeting": None, "organisation": "org-moved", "date": "2025-02-03"}
-            sts = [SimpleNamespace(id=r["id"], position=r["position"], text=r["text"],
-                                   language=r["language"], kind=r["kind"], heading=None,
-                                   content_hash=r["content_hash"], lemmas=[]) for r in rs]
-            writes.append((meta, sts, [themes[j % len(themes)] if j % 3 else None
-                                       for j in range(len(rs))]))
+            meta = {
+                "id": note_id,
+                "programme": f"moved-{i % 2}",
+                "cycle": rs[0]["cycle_id"],
+                "meeting": None,
+                "organisation": "org-moved",
+                "date": "2025-02-03",
+            }
+            sts = [
+                SimpleNamespace(
+                    id=r["id"],
+                    position=r["position"],
+                    text=r["text"],
+                    language=r["language"],
+                    kind=r["kind"],
+                    heading=None,
+                    content_hash=r["content_hash"],
+                    lemmas=[],
+                )
+                for r in rs
+            ]
+            writes.append(
+                (meta, sts, [themes[j % len(themes)] if j % 3 else None for j in range(len(rs))])
+            )
         await write_notes_statements(conn, writes)
         assert await _facets_diff(conn) == 0
         await conn.execute("DELETE FROM statements WHERE id = %s", (rows[-1]["id"],))
         assert await _facets_diff(conn) == 0
         await conn.execute(
             "UPDATE statements SET theme_id = %s WHERE id IN"
-            " (SELECT id FROM statements ORDER BY md5(id) LIMIT 40)", (themes[0],))
+            " (SELECT id FROM statements ORDER BY md5(id) LIMIT 40)",
+            (themes[0],),
+        )
         assert await _facets_diff(conn) == 0
         await conn.execute("UPDATE statements SET map_x = coalesce(map_x, 0) + 1")
         assert await _facets_diff(conn) == 0
@@ -258,19 +288,22 @@ async def test_theme_facets_follow_every_write(mined: dict[str, Any],
         assert await _facets_diff(conn) == 0
 
 
-async def test_theme_facets_answer_like_statements(mined: dict[str, Any],
-                                                   pool: AsyncConnectionPool,
-                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+async def test_theme_facets_answer_like_statements(
+    mined: dict[str, Any], pool: AsyncConnectionPool, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """The counter path and the statement path of list_themes agree (every sort,
     the grant, programme, language and min_cycles filters, cursor pages)."""
     import api.analyst as analyst
     from api.auth import Principal, Role
 
-    principals = [Principal("a", Role.admin),
-                  Principal("b", Role.analyst, frozenset({"cities"}))]
-    filters = [analyst.Filters(), analyst.Filters(programme="cities"),
-               analyst.Filters(language="sv"), analyst.Filters(min_cycles=2),
-               analyst.Filters(language="pl", programme="cities")]
+    principals = [Principal("a", Role.admin), Principal("b", Role.analyst, frozenset({"cities"}))]
+    filters = [
+        analyst.Filters(),
+        analyst.Filters(programme="cities"),
+        analyst.Filters(language="sv"),
+        analyst.Filters(min_cycles=2),
+        analyst.Filters(language="pl", programme="cities"),
+    ]
     facets = analyst.facets_answer
     async with pool.connection() as conn:
         for p in principals:
@@ -278,13 +311,17 @@ async def test_theme_facets_answer_like_statements(mined: dict[str, Any],
                 for sort in analyst.THEME_SORTS:
                     got = []
                     for use_facets in (True, False):
-                        monkeypatch.setattr(analyst, "facets_answer",
-                                            facets if use_facets else lambda f: False)
+                        monkeypatch.setattr(
+                            analyst, "facets_answer", facets if use_facets else lambda f: False
+                        )
                         first = await analyst.list_themes(conn, p, f, sort=sort, limit=2)
                         pages = [first]
                         if first[1]:
-                            pages.append(await analyst.list_themes(
-                                conn, p, f, sort=sort, limit=2, cursor=first[1]))
+                            pages.append(
+                                await analyst.list_themes(
+                                    conn, p, f, sort=sort, limit=2, cursor=first[1]
+                                )
+                            )
                         got.append(pages)
                     assert got[0] == got[1], (p.role, f, sort)
     monkeypatch.setattr(analyst, "facets_answer", facets)
@@ -292,8 +329,9 @@ async def test_theme_facets_answer_like_statements(mined: dict[str, Any],
     assert not analyst.facets_answer(analyst.Filters(kind="lesson"))
 
 
-async def test_search_scores_and_exact_fallback(client: httpx.AsyncClient,
-                                                pool: AsyncConnectionPool) -> None:
+async def test_search_scores_and_exact_fallback(
+    client: httpx.AsyncClient, pool: AsyncConnectionPool
+) -> None:
     """Hits come ordered by the de-biased score with their plain cosine; a filter
     too narrow for the candidates answers from an exact scan of its statements."""
     r = await client.get("/v1/search", params={"q": "crisis engagement of members"})
@@ -305,11 +343,18 @@ async def test_search_scores_and_exact_fallback(client: httpx.AsyncClient,
     assert all(-1.0 <= h["similarity"] <= 1.0 for h in hits)
     assert len({h["statement_id"] for h in hits}) == 10
     async with pool.connection() as conn:
-        org = await (await conn.execute(
-            "SELECT organisation_id AS o, count(*) AS n FROM statements"
-            " WHERE organisation_id IS NOT NULL GROUP BY 1 ORDER BY 2, 1 LIMIT 1")).fetchone()
-    narrow = (await client.get("/v1/search", params={
-        "q": "crisis engagement of members", "organisation": org["o"]})).json()
+        org = await (
+            await conn.cursor(row_factory=dict_row).execute(
+                "SELECT organisation_id AS o, count(*) AS n FROM statements"
+                " WHERE organisation_id IS NOT NULL GROUP BY 1 ORDER BY 2, 1 LIMIT 1"
+            )
+        ).fetchone()
+    assert org is not None
+    narrow = (
+        await client.get(
+            "/v1/search", params={"q": "crisis engagement of members", "organisation": org["o"]}
+        )
+    ).json()
     assert narrow["exact"] is True
     assert len(narrow["items"]) == min(10, org["n"])
     assert all(h["organisation_id"] == org["o"] for h in narrow["items"])

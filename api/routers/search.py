@@ -179,6 +179,7 @@ def rank(
         return raw, raw
     project = bool(model.params.get("project", False))
     Y = deb.transform(X, languages, model.language_means, model.global_mean, project=project)
-    qy = deb.transform(qvec[None, :], [qlang], model.language_means, model.global_mean,
-                       project=project)[0]
+    qy = deb.transform(
+        qvec[None, :], [qlang], model.language_means, model.global_mean, project=project
+    )[0]
     return raw, Y @ qy

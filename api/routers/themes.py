@@ -22,7 +22,8 @@ router = APIRouter(prefix="/v1/themes", tags=["analyst"])
 
 
 @router.get(
-    "", summary="Themes with statement counts per language (ISO 639-1)",
+    "",
+    summary="Themes with statement counts per language (ISO 639-1)",
     response_model=dict[str, Any],
 )
 async def get_themes(
