@@ -13,7 +13,12 @@ from typing import Any
 
 import numpy as np
 
+#: Every statement kind, the one definition the miner, the store, the API and the report use.
 KINDS = ("lesson", "recommendation", "best_practice", "challenge", "success", "other")
+#: The kinds that count as a practice (ranked inside a theme, listed in reports).
+PRACTICE_KINDS = ("lesson", "recommendation", "best_practice")
+#: Width of a multilingual-e5-small sentence embedding; the pgvector columns use it too.
+EMBEDDING_DIM = 384
 
 
 def _from_dict(cls: Any, data: dict[str, Any]) -> Any:

@@ -1,0 +1,65 @@
+"""The event vocabulary: one name per event, shared by every writer and projector.
+
+The workflows decide which events happen, the activities append them, and the
+projectors in ``peerlearn.eventstore`` turn them into read models. All three
+import the names from here, so a typo is an ``AttributeError`` at import time
+instead of a silently missing projection. The values are the strings stored in
+the ``events`` table and in saved workflow histories: never rename a value,
+add a new member instead.
+
+Pure Python with no imports beyond the standard library, so the deterministic
+workflow sandbox can load it.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+
+class EventType(StrEnum):
+    """Every event type the service writes."""
+
+    # programme stream
+    PROGRAMME_CREATED = "ProgrammeCreated"
+    PROGRAMME_UPDATED = "ProgrammeUpdated"
+    # cycle stream: lifecycle
+    CYCLE_STARTED = "CycleStarted"
+    CYCLE_PAUSED = "CyclePaused"
+    CYCLE_RESUMED = "CycleResumed"
+    CYCLE_CANCELLED = "CycleCancelled"
+    CYCLE_COMPLETED = "CycleCompleted"
+    # cycle stream: meetings
+    MEETING_SCHEDULED = "MeetingScheduled"
+    MEETING_MOVED = "MeetingMoved"
+    HOST_SWAPPED = "HostSwapped"
+    MEETING_CANCELLED = "MeetingCancelled"
+    MEETING_HELD = "MeetingHeld"
+    SELF_ASSESSMENT_REQUESTED = "SelfAssessmentRequested"
+    PREPARATION_PACK_SENT = "PreparationPackSent"
+    # cycle stream: notes
+    NOTES_SUBMITTED = "NotesSubmitted"
+    REMINDER_SENT = "ReminderSent"
+    NOTES_OVERDUE = "NotesOverdue"
+    NOTE_WINDOW_CLOSED = "NoteWindowClosed"
+    THEMES_UPDATED = "ThemesUpdated"
+    # cycle stream: wrap-up
+    WRAP_UP_PUBLISHED = "WrapUpPublished"
+    FOLLOW_UP_DUE = "FollowUpDue"
+    # mining stream
+    THEMES_MINED = "ThemesMined"
+    THEME_CREATED = "ThemeCreated"
+    THEME_MERGED = "ThemeMerged"
+    THEME_SPLIT = "ThemeSplit"
+    THEME_RETIRED = "ThemeRetired"
+
+
+class UnknownEventType(ValueError):
+    """An event whose type is not in the vocabulary reached a projector."""
+
+
+def event_type(name: str) -> EventType:
+    """The member for a stored type name; unknown names are an error, never skipped."""
+    try:
+        return EventType(name)
+    except ValueError as exc:
+        raise UnknownEventType(f"unknown event type {name!r}") from exc
