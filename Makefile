@@ -8,11 +8,12 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.peerlearn-pyproject.sha256
 PYTEST_ARGS ?=
 
-.PHONY: help install model browser run test lint bench-help clean-state
+.PHONY: help install model browser run test test-fast lint bench-help clean-state
 
 help:
 	@echo "make run    - start PostgreSQL, Temporal (+ Web UI), a worker and the API; Ctrl-C stops all"
 	@echo "make test   - run the whole test suite"
+	@echo "make test-fast - the unit tier only (tests/unit: pure functions, no database, Temporal or model)"
 	@echo "make lint   - ruff + mypy"
 	@echo "make install / make model - only create the venv / prepare the embedding model"
 
@@ -45,6 +46,10 @@ browser:
 
 test: model browser
 	$(BIN)/python -m pytest -q -p no:cacheprovider --maxfail=10 $(PYTEST_ARGS)
+
+# The fast tier: pure functions only, no PostgreSQL, Temporal or model, under a minute.
+test-fast: install
+	$(BIN)/python -m pytest -q -p no:cacheprovider tests/unit
 
 lint: install
 	$(BIN)/ruff check .

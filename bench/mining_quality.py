@@ -91,7 +91,7 @@ def run_peerlearn(rows: list[dict], seed: int, cache: Path, extra: list[str]) ->
             [
                 sys.executable,
                 "-m",
-                "peerlearn.cli",
+                "service.cli",
                 "mine",
                 "--input",
                 str(inp),

@@ -107,7 +107,7 @@ class ScaleOut(Chaos):
             label = f"extra-{i}"
             with open(logs / f"worker-{label}.log", "ab") as log:
                 self.extra[label] = subprocess.Popen(
-                    [sys.executable, "-m", "peerlearn.cli", "worker"],
+                    [sys.executable, "-m", "service.cli", "worker"],
                     env=env,
                     cwd=REPO,
                     stdout=log,

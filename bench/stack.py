@@ -82,7 +82,7 @@ class Stack:
             self.env["PEERLEARN_MODEL_DIR"] = str(MODEL)
         log = open(self.home / "supervisor.log", "ab")  # noqa: SIM115 - lives with the process
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "peerlearn.cli", "run", "--no-demo"],
+            [sys.executable, "-m", "service.cli", "run", "--no-demo"],
             env=self.env,
             cwd=REPO,
             stdout=log,

@@ -241,7 +241,7 @@ async def test_cached_lookup_is_fast(pool: object, database_url: str) -> None:
 def _cli(database_url: str, *args: str) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, "DATABASE_URL": database_url}
     return subprocess.run(
-        [sys.executable, "-m", "peerlearn.cli", "keys", *args],
+        [sys.executable, "-m", "service.cli", "keys", *args],
         capture_output=True,
         text=True,
         env=env,

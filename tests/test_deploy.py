@@ -191,8 +191,17 @@ def test_dockerfile_follows_the_rules() -> None:
     assert lines[-1] == 'CMD ["api"]'
     env_names = set(re.findall(r"\b((?:PEERLEARN_|HF_|TRANSFORMERS_)[A-Z_]+)=", text))
     assert_known_env(env_names, "the Dockerfile")
-    for path in re.findall(r"^COPY (?!--from)(\S+)", text, flags=re.M):
+    copied = re.findall(r"^COPY (?!--from)(\S+)", text, flags=re.M)
+    for path in copied:
         assert (DEPLOY.parent / path).exists(), f"COPY {path}: no such path in the repository"
+    # every top-level package pyproject.toml installs must be in the image, or the
+    # console script (service.cli) fails with ModuleNotFoundError inside the container
+    pyproject = (DEPLOY.parent / "pyproject.toml").read_text()
+    include = re.search(r"include = \[([^\]]*)\]", pyproject)
+    assert include, "pyproject.toml: no setuptools packages include list"
+    packages = {p.strip('" *') for p in include.group(1).split(",")}
+    missing = packages - set(copied)
+    assert not missing, f"the Dockerfile does not COPY {sorted(missing)}"
 
 
 def test_readme_configuration_table_lists_every_setting() -> None:

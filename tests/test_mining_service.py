@@ -20,7 +20,7 @@ from temporalio.worker import Worker
 
 from activities.mining import MiningActivities
 from peerlearn import miner_service
-from peerlearn.mining_schedule import ensure_mining_schedule
+from service.mining_schedule import ensure_mining_schedule
 from peerlearn.nlp_adapter import make_note
 from peerlearn.settings import Settings
 from workflows.mining import (

@@ -93,7 +93,7 @@ class Stack:
         self.log = self.home.parent / f"{self.home.name}-{time.time_ns()}.log"
         t0 = time.monotonic()
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "peerlearn.cli", "run", "--no-demo"],
+            [sys.executable, "-m", "service.cli", "run", "--no-demo"],
             cwd=REPO,
             env=self.env,
             stdout=self.log.open("w"),

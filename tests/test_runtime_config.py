@@ -46,7 +46,7 @@ def env(tmp_path: Path, model_dir: Path) -> Iterator[dict[str, str]]:
 
 def run_cli(env: dict[str, str], timeout: float = 60) -> tuple[int, str]:
     cp = subprocess.run(
-        [sys.executable, "-m", "peerlearn.cli", "run", "--no-demo"],
+        [sys.executable, "-m", "service.cli", "run", "--no-demo"],
         cwd=REPO,
         env=env,
         capture_output=True,

@@ -77,7 +77,7 @@ async def run_worker(settings: Settings, stop: asyncio.Event) -> None:
         async with worker:
             # The nightly re-mine is a Temporal Schedule; creating it is idempotent,
             # so every worker may try and the first one wins.
-            from peerlearn.mining_schedule import ensure_mining_schedule
+            from service.mining_schedule import ensure_mining_schedule
 
             try:
                 if await ensure_mining_schedule(client, settings):

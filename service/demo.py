@@ -30,7 +30,7 @@ MARKER = "demo.json"
 
 
 def demo_data() -> dict[str, Any]:
-    text = resources.files("peerlearn.demo_data").joinpath("programme.json").read_text("utf-8")
+    text = resources.files("service.demo_data").joinpath("programme.json").read_text("utf-8")
     data: dict[str, Any] = json.loads(text)
     return data
 

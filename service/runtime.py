@@ -387,7 +387,7 @@ class Supervisor:
         return next((c for c in self.children if c.name == name), None)
 
     def _py_child(self, name: str, *args: str) -> Child:
-        return Child(name, [sys.executable, "-m", "peerlearn.cli", *args], self._child_env())
+        return Child(name, [sys.executable, "-m", "service.cli", *args], self._child_env())
 
     def start(self) -> None:
         self._lock_home()
@@ -460,7 +460,7 @@ class Supervisor:
             self.demo_thread.start()
 
     def _demo(self) -> None:
-        from peerlearn import demo
+        from service import demo
 
         try:
             result = demo.load_once(self.api_url, self.home, self.conninfo)

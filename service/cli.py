@@ -17,13 +17,13 @@ import sys
 COMMAND_MODULES = [
     "nlp.cli",  # mine
     "peerlearn.keys",  # keys create|list|revoke|webhook-secret
-    "peerlearn.mining_schedule",  # mining run|schedule
-    "peerlearn.projections_cli",  # projections rebuild
+    "service.mining_schedule",  # mining run|schedule
+    "service.projections_cli",  # projections rebuild
     # runtime (keep last: `model prepare` is registered here only if nothing above did)
-    "peerlearn.runtime",  # run, model prepare
-    "peerlearn.worker",  # worker
-    "peerlearn.api_server",  # api
-    "peerlearn.demo",  # demo load
+    "service.runtime",  # run, model prepare
+    "service.worker",  # worker
+    "service.api_server",  # api
+    "service.demo",  # demo load
 ]
 
 
