@@ -31,10 +31,16 @@ MAX_JSON_DEPTH = 32
 
 class LimitsMiddleware:
     def __init__(
-        self, app: ASGIApp, max_body_bytes: int, max_json_depth: int = MAX_JSON_DEPTH
+        self,
+        app: ASGIApp,
+        max_body_bytes: int,
+        max_json_depth: int = MAX_JSON_DEPTH,
+        max_upload_bytes: int = 0,
     ) -> None:
         self.app = app
         self.max_body_bytes = max_body_bytes
+        # documents (multipart) and import files (CSV, JSONL) may be larger
+        self.max_upload_bytes = max(max_body_bytes, max_upload_bytes)
         self.max_json_depth = max_json_depth
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -44,12 +50,13 @@ class LimitsMiddleware:
         try:
             self._check_target(scope)
             declared = _content_length(scope)
-            if declared is not None and declared > self.max_body_bytes:
-                raise _too_large(self.max_body_bytes)
+            limit = self.max_upload_bytes if _is_upload(scope) else self.max_body_bytes
+            if declared is not None and declared > limit:
+                raise _too_large(limit)
             if declared == 0 or (declared is None and not _has_chunked_body(scope)):
                 await self.app(scope, receive, send)
                 return
-            body = await self._read_body(receive)
+            body = await self._read_body(receive, limit)
             if body and _is_json(scope):
                 check_json_body(body, self.max_json_depth)
         except Problem as exc:
@@ -84,7 +91,7 @@ class LimitsMiddleware:
             except UnicodeDecodeError:
                 raise Problem(400, "the query string is not valid UTF-8") from None
 
-    async def _read_body(self, receive: Receive) -> bytes:
+    async def _read_body(self, receive: Receive, limit: int) -> bytes:
         chunks: list[bytes] = []
         size = 0
         while True:
@@ -93,8 +100,8 @@ class LimitsMiddleware:
                 raise Problem(400, "the client disconnected while sending the body")
             chunk = message.get("body", b"")
             size += len(chunk)
-            if size > self.max_body_bytes:
-                raise _too_large(self.max_body_bytes)
+            if size > limit:
+                raise _too_large(limit)
             chunks.append(chunk)
             if not message.get("more_body", False):
                 return b"".join(chunks)
@@ -132,6 +139,20 @@ def _has_chunked_body(scope: Scope) -> bool:
 def _is_json(scope: Scope) -> bool:
     ctype = (_header(scope, b"content-type") or b"").split(b";")[0].strip().lower()
     return ctype == b"application/json" or ctype.endswith(b"+json")
+
+
+_UPLOAD_TYPES = (
+    b"multipart/form-data",
+    b"text/csv",
+    b"application/x-ndjson",
+    b"application/jsonl",
+    b"application/x-jsonlines",
+)
+
+
+def _is_upload(scope: Scope) -> bool:
+    ctype = (_header(scope, b"content-type") or b"").split(b";")[0].strip().lower()
+    return ctype in _UPLOAD_TYPES
 
 
 def check_json_body(body: bytes, max_depth: int = MAX_JSON_DEPTH) -> None:
@@ -233,4 +254,8 @@ def check_note_text(text: str, settings: Settings) -> None:
 
 def install(app: Any, settings: Settings) -> None:
     """Outermost after Starlette's error middleware, so limits apply before auth."""
-    app.add_middleware(LimitsMiddleware, max_body_bytes=settings.max_body_bytes)
+    app.add_middleware(
+        LimitsMiddleware,
+        max_body_bytes=settings.max_body_bytes,
+        max_upload_bytes=max(settings.max_document_bytes, settings.max_import_bytes) + 65_536,
+    )
