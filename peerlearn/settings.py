@@ -55,6 +55,10 @@ class Settings(BaseSettings):
     max_note_chars: int = 50_000
     max_statements_per_note: int = 500
     max_page_size: int = 200
+    # Notes uploaded as documents and imports of past programmes (issue 12).
+    max_document_bytes: int = 10_000_000
+    max_document_pages: int = 200
+    max_import_bytes: int = 50_000_000
 
     @property
     def resolved_model_dir(self) -> Path:
