@@ -26,6 +26,36 @@ COMMAND_MODULES = [
     "service.demo",  # demo load
 ]
 
+# Commands that work on an existing state folder (its embedded PostgreSQL) unless
+# DATABASE_URL points elsewhere. Run anywhere else they would create ./.peerlearn
+# and start an empty PostgreSQL that outlives them, so they refuse instead.
+# `run` creates the state folder, `model prepare` fills it, `mine` and `demo load`
+# need none (files / the HTTP API).
+NEEDS_STATE = frozenset({"keys", "mining", "projections", "worker", "api"})
+
+
+def state_problem(command: str) -> str | None:
+    """Why ``command`` cannot run here (one line), or None when it can.
+
+    Checked before any command code runs, so a refusal starts nothing and
+    creates nothing.
+    """
+    if command not in NEEDS_STATE:
+        return None
+    from peerlearn.settings import get_settings
+
+    settings = get_settings()
+    if not settings.embedded_postgres:
+        return None
+    pg_dir = settings.pg_dir.resolve()
+    if (pg_dir / "PG_VERSION").is_file():
+        return None
+    return (
+        f"no peerlearn state folder here ({pg_dir.parent} holds no database); "
+        "run it in the project folder where `make run` ran, or set PEERLEARN_HOME "
+        "to the state folder, or DATABASE_URL to an external PostgreSQL. Nothing was started."
+    )
+
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
@@ -48,7 +78,12 @@ def main(argv: list[str] | None = None) -> None:
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
-        code = int(args.func(args) or 0)
+        problem = state_problem(args.command)
+        if problem is not None:
+            print(f"peerlearn {args.command}: {problem}", file=sys.stderr)
+            code = 2
+        else:
+            code = int(args.func(args) or 0)
     except KeyboardInterrupt:
         code = 130
     except Exception as exc:  # one line, not a traceback, for configuration errors
