@@ -16,8 +16,8 @@ from peerlearn.settings import Settings
 
 def all_activities(pool: AsyncConnectionPool, settings: Settings) -> list[Callable[..., Any]]:
     from activities.cycle import CycleActivities
+    from activities.mail import OutboxActivities
     from activities.mining import MiningActivities
-    from activities.notify import NotifyActivities
     from activities.reports import ReportActivities
 
     mining = MiningActivities(pool, settings)
@@ -26,7 +26,7 @@ def all_activities(pool: AsyncConnectionPool, settings: Settings) -> list[Callab
     acts += [
         cycle.append_cycle_event,
         cycle.submit_note,
-        NotifyActivities(pool, settings).deliver_outbox,
+        OutboxActivities(pool, settings).deliver_outbox,  # webhook, then e-mail
         ReportActivities(pool, settings).build_wrapup_report,
     ]
     return acts

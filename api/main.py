@@ -14,9 +14,12 @@ from fastapi import FastAPI
 
 from api import auth, limits, problems
 from api.routers import (
+    calendar,
     cycles,
+    documents,
     exports,
     health,
+    mail,
     meetings,
     mining_runs,
     notes,
@@ -46,6 +49,8 @@ ROUTERS += [
     exports.router,
 ]
 ROUTERS += [programmes.router, cycles.router, meetings.router, notes.router]
+ROUTERS += [documents.router]  # note originals (issue 12)
+ROUTERS += [calendar.router, mail.router]  # issue 13: calendar feed, caught mail
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:

@@ -16,16 +16,56 @@ MeetingKind = Literal[
 ]
 
 
+def _email(v: str) -> str:
+    from peerlearn.mail import valid_email
+
+    v = v.strip()
+    if not valid_email(v):
+        raise ValueError(f"{v!r} is not an e-mail address (name@domain.tld)")
+    return v
+
+
+LANGUAGE_PATTERN = r"^[a-z]{2,3}(-[A-Za-z0-9]{2,8})*$"
+
+
+class Contact(BaseModel):
+    """A person of a partner who receives the cycle's e-mails (peerlearn/mail.py)."""
+
+    name: str = Field(min_length=1, max_length=200, examples=["Anna Berg"])
+    email: str = Field(max_length=254, examples=["anna.berg@vaxa.se"])
+    language: str = Field(
+        default="en",
+        pattern=LANGUAGE_PATTERN,
+        description="Preferred language (BCP 47, e.g. sv, pl, de); templates: en, sv, pl, de.",
+    )
+    role: Literal["coordinator", "host_contact", "participant", "facilitator"] = Field(
+        examples=["coordinator"]
+    )
+
+    _check_email = field_validator("email")(_email)
+
+
 class Partner(BaseModel):
     id: str = Field(pattern=ID_PATTERN, examples=["vaxa"])
     name: str = Field(min_length=1, max_length=200, examples=["Växa Cluster"])
     country: str = Field(min_length=2, max_length=2, examples=["SE"])
     kind: str = Field(default="cluster", max_length=50, examples=["cluster", "city", "agency"])
+    contacts: list[Contact] = Field(default_factory=list, max_length=100)
 
 
 class Facilitator(BaseModel):
+    """Programme-level people: escalations and follow-ups go to them (if they have e-mail)."""
+
     name: str = Field(min_length=1, max_length=200)
     organisation: str | None = None
+    email: str | None = Field(default=None, max_length=254)
+    language: str = Field(default="en", pattern=LANGUAGE_PATTERN)
+    role: Literal["facilitator", "manager"] = "facilitator"
+
+    @field_validator("email")
+    @classmethod
+    def _check_email(cls, v: str | None) -> str | None:
+        return None if v is None else _email(v)
 
 
 class ProgrammeCreate(BaseModel):

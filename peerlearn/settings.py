@@ -59,6 +59,26 @@ class Settings(BaseSettings):
     max_document_bytes: int = 10_000_000
     max_document_pages: int = 200
     max_import_bytes: int = 50_000_000
+    # E-mail (issue 13). SMTP host unset: `peerlearn run` starts the embedded mail
+    # catcher on 127.0.0.1:mail_catcher_port and the worker sends there.
+    smtp_host: str | None = None
+    smtp_port: int | None = Field(default=None, description="Default 587 with STARTTLS, else 25.")
+    smtp_user: str | None = None
+    smtp_password: str | None = None
+    smtp_from: str = "peerlearn <peerlearn@localhost>"
+    smtp_starttls: bool = False
+    mail_catcher_port: int = 8025
+
+    @property
+    def embedded_mail_catcher(self) -> bool:
+        return self.smtp_host is None
+
+    @property
+    def smtp_address(self) -> tuple[str, int]:
+        """Where the worker sends mail: the configured server, else the embedded catcher."""
+        if self.smtp_host is None:
+            return "127.0.0.1", self.mail_catcher_port
+        return self.smtp_host, self.smtp_port or (587 if self.smtp_starttls else 25)
 
     @property
     def resolved_model_dir(self) -> Path:

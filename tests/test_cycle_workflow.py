@@ -148,6 +148,7 @@ async def test_six_month_cycle_completes_under_time_skipping(
     for row in outbox:
         by_kind.setdefault(row["kind"], []).append(row)
     assert {k: len(v) for k, v in by_kind.items()} == {
+        "invitation": 1,  # the cycle's calendar invitations (e-mailed per meeting and person)
         "self_assessment": 5,
         "preparation_pack": 6,
         "reminder": 6,

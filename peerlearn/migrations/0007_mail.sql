@@ -20,6 +20,14 @@ CREATE TABLE mail_deliveries (
 );
 CREATE INDEX mail_deliveries_message ON mail_deliveries (message_id);
 
+-- Outbox rows whose e-mails have all been sent: later deliveries skip them
+-- without planning their recipients again.
+CREATE TABLE mail_outbox_done (
+    outbox_id    text PRIMARY KEY,
+    messages     integer     NOT NULL,
+    completed_at timestamptz NOT NULL DEFAULT now()
+);
+
 -- Every SMTP transaction the catcher accepted (one row per copy: a re-sent
 -- message is a second row with the same message_id, which is how a reader
 -- sees that receivers can deduplicate).

@@ -1,0 +1,1 @@
+"""Mail templates, one Markdown file per language (package data; see peerlearn/mail.py)."""
