@@ -19,6 +19,7 @@ from __future__ import annotations
 import argparse
 import hashlib
 import hmac
+import math
 import re
 import secrets
 from collections.abc import Iterable, Sequence
@@ -83,6 +84,64 @@ def _validate(role: str, programmes: Sequence[str], organisation: str | None) ->
         raise KeySpecError(f"a {role} key needs at least one programme in its grant")
 
 
+MAX_EXPIRES_IN_DAYS = 36_500  # a hundred years: beyond that, leave it unset (never expires)
+
+
+def _validate_expiry(expires_in_days: float | None) -> None:
+    """None means never; anything else must be a real, positive, bounded span.
+
+    0 used to mean "never" by accident (falsy) and -5 created a key that was
+    dead on arrival; both are mistakes worth one clear line.
+    """
+    if expires_in_days is None:
+        return
+    if not math.isfinite(expires_in_days) or expires_in_days <= 0:
+        raise KeySpecError(
+            f"--expires-in-days must be a positive number of days, not {expires_in_days:g} "
+            "(leave it out for a key that never expires)"
+        )
+    if expires_in_days > MAX_EXPIRES_IN_DAYS:
+        raise KeySpecError(
+            f"--expires-in-days {expires_in_days:g} is more than {MAX_EXPIRES_IN_DAYS} days; "
+            "leave it out for a key that never expires"
+        )
+
+
+def check_partner_grant(
+    conninfo_or_conn: str | psycopg.Connection[Any],
+    programmes: Iterable[str],
+    organisation: str,
+) -> None:
+    """Raise :class:`KeySpecError` unless ``organisation`` is a partner of every
+    programme in the grant.
+
+    A partner key speaks for its organisation inside its programmes; a key for an
+    organisation that is not a partner there (a typo, or a partner of another
+    programme) could only ever be refused note by note, so it is refused here,
+    once, naming the programme's partners.
+    """
+    progs = sorted({p for p in programmes if p})
+    conn, own = _connect(conninfo_or_conn)
+    try:
+        with conn.cursor(row_factory=dict_row) as cur:
+            cur.execute("SELECT id, partners FROM programmes WHERE id = ANY(%s)", (progs,))
+            partners = {r["id"]: [str(p["id"]) for p in r["partners"]] for r in cur.fetchall()}
+    finally:
+        if own:
+            conn.close()
+    for prog in progs:
+        if prog not in partners:
+            raise KeySpecError(
+                f"programme {prog!r} does not exist; register it first (POST /v1/programmes)"
+            )
+        if organisation not in partners[prog]:
+            known = ", ".join(partners[prog]) or "none yet"
+            raise KeySpecError(
+                f"organisation {organisation!r} is not a partner of programme {prog!r} "
+                f"(its partners: {known})"
+            )
+
+
 def create_key(
     conninfo_or_conn: str | psycopg.Connection[Any],
     role: str,
@@ -98,6 +157,7 @@ def create_key(
     """
     progs = sorted({p for p in programmes if p})
     _validate(role, progs, organisation)
+    _validate_expiry(expires_in_days)
     key_id, token = _new_token()
     expires = datetime.now(UTC) + timedelta(days=expires_in_days) if expires_in_days else None
     conn, own = _connect(conninfo_or_conn)
@@ -284,8 +344,14 @@ def _conninfo() -> str:
 
 
 def _cmd_create(args: argparse.Namespace) -> int:
+    # refuse bad input before touching the database
+    _validate(args.role, sorted(set(args.programme or ())), args.organisation)
+    _validate_expiry(args.expires_in_days)
+    conninfo = _conninfo()
+    if args.role == "partner":
+        check_partner_grant(conninfo, args.programme or (), args.organisation)
     key_id, token = create_key(
-        _conninfo(),
+        conninfo,
         args.role,
         args.programme or (),
         args.organisation,

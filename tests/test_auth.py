@@ -251,6 +251,13 @@ def _cli(database_url: str, *args: str) -> subprocess.CompletedProcess[str]:
 
 
 def test_cli_create_list_revoke(database_url: str) -> None:
+    # `keys create --role partner` checks the organisation is a partner of the programme
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        conn.execute(
+            "INSERT INTO programmes (id, name, time_zone, partners, created_at, updated_at,"
+            """ version) VALUES ('p1', 'p1', 'UTC', '[{"id": "org-a"}]', now(), now(), 1)"""
+            " ON CONFLICT (id) DO NOTHING"
+        )
     out = _cli(
         database_url,
         "create",
