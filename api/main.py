@@ -11,6 +11,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
+from fastapi_offline import FastAPIOffline
 
 from api import auth, limits, problems
 from api.routers import (
@@ -72,7 +73,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         finally:
             await app.state.pool.close()
 
-    app = FastAPI(
+    # FastAPIOffline: /docs and /redoc load Swagger UI and ReDoc from the installed
+    # fastapi-offline package (served under /static-offline-docs), not from a CDN,
+    # so the docs work on an air-gapped machine and leak no visit to a third party.
+    app = FastAPIOffline(
         title="peerlearn",
         version="0.1.0",
         description=(
@@ -80,6 +84,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             "lessons-learnt miner. Errors are RFC 9457 problem+json."
         ),
         lifespan=lifespan,
+        # no "validate at validator.swagger.io" call from the docs page
+        swagger_ui_parameters={"validatorUrl": None},
     )
     app.state.settings = settings
     problems.install(app)

@@ -93,6 +93,12 @@ class UndecodableText(DocumentError):
     status = 422
 
 
+class EmptyDocument(DocumentError):
+    """The file is readable but holds no text at all."""
+
+    status = 422
+
+
 class CorruptDocument(DocumentError):
     """The bytes look like the format but its parser cannot read them."""
 
@@ -202,8 +208,11 @@ def extract(
     fmt = claimed if claimed in _TEXT_FAMILY and detected == "text" else detected
     reader = _READERS[fmt]
     text, pages, language = reader(data, max_bytes, max_pages)
+    text = tidy(text)
+    if not text.strip():
+        raise EmptyDocument("the document is empty: it contains no text")
     return ExtractedDocument(
-        text=tidy(text),
+        text=text,
         format=fmt,
         pages=pages,
         sha256=hashlib.sha256(data).hexdigest(),

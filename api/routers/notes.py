@@ -15,7 +15,7 @@ from fastapi import APIRouter, Header, Query, Request, Response, status
 from psycopg.rows import dict_row
 from pydantic import ValidationError
 
-from api import cycle_ops
+from api import cycle_ops, uploads
 from api.auth import CurrentPrincipal, Principal, Role, require
 from api.deps import Pool, SettingsDep, TemporalClient
 from api.limits import check_note_text
@@ -39,6 +39,22 @@ _BODY_DOC: dict[str, Any] = {
                 "example": "## Visit to Växa\n- Matchmaking works\n- Action: share the template",
             },
             "text/plain": {"schema": {"type": "string"}},
+            "multipart/form-data": {
+                "schema": {
+                    "type": "object",
+                    "required": ["file", "author_organisation"],
+                    "properties": {
+                        "file": {
+                            "type": "string",
+                            "format": "binary",
+                            "description": ".docx, .odt, .pdf (text layer), .md, .txt, .html, .eml",
+                        },
+                        "author_organisation": {"type": "string"},
+                        "language": {"type": "string"},
+                        "client_key": {"type": "string"},
+                    },
+                }
+            },
         },
     }
 }
@@ -75,6 +91,7 @@ async def submit_notes(
 ) -> NoteSubmitted:
     """Submit one organisation's notes of a held meeting; mined as they arrive."""
     row = await cycle_ops.visible_cycle(pool, client, cycle_id, principal)
+    upload: uploads.Upload | None = None
     ctype = request.headers.get("content-type", "").split(";")[0].strip().lower()
     raw = await request.body()
     if ctype in ("application/json", ""):
@@ -99,9 +116,15 @@ async def submit_notes(
             )
         except (UnicodeDecodeError, ValidationError) as exc:
             raise Problem(422, f"invalid note body: {exc}") from exc
+    elif ctype == "multipart/form-data":  # a document: same path as JSON from here on
+        prog = await programme_row(pool, row["programme_id"])
+        langs = list(prog["languages"]) if prog else []
+        note, upload = await uploads.note_from_upload(request, settings, langs)
     else:
         raise Problem(
-            415, f"unsupported content type {ctype!r}; use JSON, text/markdown or text/plain"
+            415,
+            f"unsupported content type {ctype!r}; use JSON, text/markdown, text/plain"
+            " or multipart/form-data with a file",
         )
     check_note_text(note.text, settings)
     programme = await programme_row(pool, row["programme_id"])
@@ -122,6 +145,8 @@ async def submit_notes(
             submitted_by=principal.key_id,
         ),
     )
+    if upload is not None:
+        await uploads.keep_original(pool, upload, out.note_id, cycle_id)
     if out.duplicate:
         response.status_code = status.HTTP_200_OK
     return NoteSubmitted(note_id=out.note_id, duplicate=out.duplicate)
