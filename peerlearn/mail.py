@@ -219,8 +219,10 @@ def recipients(
     chosen: list[Contact] = []
     if audience is Audience.PARTICIPANTS:
         chosen = [c for c in contacts if c.partner in partners] + _managers(contacts)
-    elif audience is Audience.HOST and host:
-        chosen = _of(contacts, host, ("host_contact", "coordinator"))
+    elif audience is Audience.HOST and host:  # its host contact, else its coordinator
+        chosen = _of(contacts, host, ("host_contact",))
+        if not any(c.role == "host_contact" for c in chosen):
+            chosen = _of(contacts, host, ("coordinator",))
     elif audience is Audience.MISSING_NOTES:
         for p in missing:
             chosen += _of(contacts, p, _NOTE_WRITERS)
@@ -301,7 +303,6 @@ def build_message(
     msg["Subject"] = subject
     msg["Message-ID"] = message_id
     msg["Date"] = format_datetime(date)
-    msg["Content-Language"] = language
     msg["Auto-Submitted"] = "auto-generated"
     msg["X-Peerlearn-Outbox-Id"] = outbox_id
     msg["X-Peerlearn-Kind"] = kind
@@ -317,6 +318,12 @@ def build_message(
             subtype="ics",
             filename="invite.ics" if method == "REQUEST" else "cancel.ics",
         )
+    # after the parts: making a multipart moves Content-* headers into the first part
+    msg["Content-Language"] = language
+    # MIME boundaries from the Message-ID, not random: a re-send is byte-identical
+    seed = hashlib.sha256(message_id.encode()).hexdigest()[:24]
+    for i, part in enumerate(p for p in msg.walk() if p.is_multipart()):
+        part.set_boundary(f"=_pl_{seed}_{i}")
     return msg
 
 
@@ -525,13 +532,13 @@ async def sent_keys(
     conn: AsyncConnection[Any], outbox_ids: Sequence[str]
 ) -> set[tuple[str, str, str]]:
     """(outbox id, address, meeting) of the e-mails already sent."""
-    async with conn.cursor() as cur:
+    async with conn.cursor(row_factory=dict_row) as cur:
         await cur.execute(
             "SELECT outbox_id, recipient, meeting_id FROM mail_deliveries"
             " WHERE outbox_id = ANY(%s) AND sent_at IS NOT NULL",
             (list(outbox_ids),),
         )
-        return {(r[0], r[1], r[2]) for r in await cur.fetchall()}
+        return {(r["outbox_id"], r["recipient"], r["meeting_id"]) for r in await cur.fetchall()}
 
 
 async def record_attempt(
