@@ -50,13 +50,15 @@ async def prepare(args: argparse.Namespace) -> tuple[str, int]:
     from temporalio.testing import ActivityEnvironment
 
     from activities.mining import MiningActivities
-    from peerlearn import db, miner_service
+    from nlp.types import NoteIn
+    from peerlearn import db
+    from peerlearn.mining import miner as miners
     from workflows.mining import MiningBatchInput, MiningClusterInput, MiningPrepareInput
 
     url = fresh_database()
     settings = settings_for(url)
     pool = await db.open_pool(url)
-    await miner_service.get_miner_async(settings)
+    await miners.get_miner_async(settings)
     acts = MiningActivities(pool, settings)
     base = sib_notes(10_000, splits=("train", "dev"), langs=ALL_LANGS)
     notes = []
@@ -73,7 +75,7 @@ async def prepare(args: argparse.Namespace) -> tuple[str, int]:
     notes += jsonl(FIXTURES / "mining_notes.jsonl")
     t = time.perf_counter()
     for i in range(0, len(notes), 512):
-        await acts.ingest_notes(notes[i : i + 512])
+        await acts.ingest_notes([NoteIn.from_dict(n) for n in notes[i : i + 512]])
     print(f"ingested {len(notes)} notes in {time.perf_counter() - t:.0f}s", flush=True)
     env = ActivityEnvironment()
     t = time.perf_counter()

@@ -44,16 +44,21 @@ def dev_notes(count: int) -> list[dict[str, Any]]:
 
 async def ingest_background(url: str, per_language: int) -> int:
     from activities.mining import MiningActivities
-    from peerlearn import db, miner_service
+    from nlp.types import NoteIn
+    from peerlearn import db
+    from peerlearn.mining import miner as miners
 
     settings = settings_for(url)
     pool = await db.open_pool(url)
-    await miner_service.get_miner_async(settings)
+    await miners.get_miner_async(settings)
     acts = MiningActivities(pool, settings)
     base = jsonl(FIXTURES / "mining_notes.jsonl") + sib_notes(per_language)
     n = 0
     for i in range(0, len(base), 256):
-        n += sum(o.statement_count for o in await acts.ingest_notes(base[i : i + 256]))
+        n += sum(
+            o.statement_count
+            for o in await acts.ingest_notes([NoteIn.from_dict(n) for n in base[i : i + 256]])
+        )
     await pool.close()
     return n
 
@@ -191,17 +196,19 @@ async def activity_only(args: argparse.Namespace) -> None:
     from temporalio.testing import ActivityEnvironment
 
     from activities.mining import MiningActivities
-    from peerlearn import db, miner_service
+    from nlp.types import NoteIn
+    from peerlearn import db
+    from peerlearn.mining import miner as miners
     from workflows.mining import MiningBatchInput, MiningClusterInput, MiningPrepareInput
 
     url = fresh_database()
     settings = settings_for(url)
     pool = await db.open_pool(url)
-    await miner_service.get_miner_async(settings)
+    await miners.get_miner_async(settings)
     acts = MiningActivities(pool, settings)
     base = jsonl(FIXTURES / "mining_notes.jsonl") + sib_notes(args.background)
     for i in range(0, len(base), 256):
-        await acts.ingest_notes(base[i : i + 256])
+        await acts.ingest_notes([NoteIn.from_dict(n) for n in base[i : i + 256]])
     env = ActivityEnvironment()
     prep = await env.run(acts.mining_prepare, MiningPrepareInput("lat", "all", "bench", 512))
     for off in prep.batches:
@@ -211,7 +218,7 @@ async def activity_only(args: argparse.Namespace) -> None:
     times, assigned, total = [], 0, 0
     for k, meta in enumerate(dev_notes(args.notes + 3)):
         t = time.perf_counter()
-        out = await acts.ingest_note(meta)
+        out = await acts.ingest_note(NoteIn.from_dict(meta))
         if k >= 3:
             times.append((time.perf_counter() - t) * 1000)
             total += out.statement_count

@@ -175,7 +175,9 @@ class ScaleOut(Chaos):
     async def ingest(self, url: str) -> int:
         """SIB-200 sentences through the service path, then a cold embedding cache."""
         from activities.mining import MiningActivities
-        from peerlearn import db, miner_service
+        from nlp.types import NoteIn
+        from peerlearn import db
+        from peerlearn.mining import miner as miners
 
         per_language = max(1, self.args.statements // len(LANGS))
         notes = sib_notes(per_language, langs=LANGS, programmes=1)
@@ -184,11 +186,12 @@ class ScaleOut(Chaos):
         settings = settings_for(url)
         pool = await db.open_pool(url)
         try:
-            await miner_service.get_miner_async(settings)
+            await miners.get_miner_async(settings)
             acts = MiningActivities(pool, settings)
             count = 0
             for i in range(0, len(notes), 256):
-                count += sum(o.statement_count for o in await acts.ingest_notes(notes[i : i + 256]))
+                batch = [NoteIn.from_dict(n) for n in notes[i : i + 256]]
+                count += sum(o.statement_count for o in await acts.ingest_notes(batch))
         finally:
             await pool.close()
         with psycopg.connect(url, autocommit=True) as conn:

@@ -23,14 +23,16 @@ async def main(args: argparse.Namespace) -> None:
 
     from activities.mining import MiningActivities
     from api.main import create_app
-    from peerlearn import db, miner_service
+    from nlp.types import NoteIn
+    from peerlearn import db
     from peerlearn.keys import create_key
+    from peerlearn.mining import miner as miners
     from workflows.mining import MiningBatchInput, MiningClusterInput, MiningPrepareInput
 
     url = fresh_database()
     settings = settings_for(url)
     pool = await db.open_pool(url)
-    await miner_service.get_miner_async(settings)
+    await miners.get_miner_async(settings)
     acts = MiningActivities(pool, settings)
     corpus = jsonl(FIXTURES / "search_corpus.jsonl")
     notes = [
@@ -49,7 +51,7 @@ async def main(args: argparse.Namespace) -> None:
     notes += sib_notes(args.distractors)
     t0 = time.perf_counter()
     for i in range(0, len(notes), 256):
-        await acts.ingest_notes(notes[i : i + 256])
+        await acts.ingest_notes([NoteIn.from_dict(n) for n in notes[i : i + 256]])
     t_ingest = time.perf_counter() - t0
     if not args.no_mine:
         from temporalio.testing import ActivityEnvironment

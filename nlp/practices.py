@@ -16,7 +16,6 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-PRACTICE_KINDS = ("lesson", "recommendation", "best_practice")
 SUPPORT_SIMILARITY = 0.86  # raw e5 cosine; paraphrases across languages sit above it
 AUDIENCES = ("future_partnerships", "organisations", "funders")
 

@@ -12,6 +12,7 @@ from psycopg_pool import AsyncConnectionPool
 from temporalio.testing import ActivityEnvironment
 
 from activities.mining import MiningActivities
+from nlp.types import NoteIn
 from peerlearn.settings import Settings
 from workflows.mining import MiningBatchInput, MiningClusterInput, MiningPrepareInput
 
@@ -33,11 +34,9 @@ def mining_settings(model_dir: Path, database_url: str, **kw: Any) -> Settings:
     return Settings(**values)
 
 
-def note_meta(n: dict[str, Any]) -> dict[str, Any]:
-    return {
-        k: n.get(k)
-        for k in ("id", "text", "language", "programme", "cycle", "meeting", "organisation", "date")
-    }
+def note_meta(n: dict[str, Any]) -> NoteIn:
+    """A fixture line (extra keys ignored) as the miner's note."""
+    return NoteIn.from_dict(n)
 
 
 async def ingest_fixture(acts: MiningActivities, name: str = "mining_notes.jsonl") -> int:

@@ -21,7 +21,7 @@ from temporalio.testing import WorkflowEnvironment
 
 from activities.mining import MiningActivities
 from api.main import create_app
-from peerlearn import miner_service
+from peerlearn.mining import miner as miners
 from peerlearn.settings import Settings
 
 
@@ -33,7 +33,7 @@ def settings(model_dir: Path, database_url: str, temporal_env: WorkflowEnvironme
 
 @pytest_asyncio.fixture(loop_scope="session", scope="module")
 async def mined(pool: AsyncConnectionPool, settings: Settings) -> dict[str, Any]:
-    await miner_service.get_miner_async(settings)
+    await miners.get_miner_async(settings)
     acts = MiningActivities(pool, settings)
     await ingest_fixture(acts)
     res = await mine_directly(pool, acts, "api-run")
@@ -230,9 +230,8 @@ async def test_theme_facets_follow_every_write(
     ingestion and a re-mine's bulk UPDATE, and inside a writer's transaction
     for upserts (changed programme, organisation, theme), deletes, theme moves
     and updates of uncounted columns; a rollback leaves them as they were."""
-    from types import SimpleNamespace
-
-    from activities.mining import write_notes_statements
+    from nlp.types import Statement
+    from peerlearn.mining.store import NoteStatements, write_statements
 
     async with pool.connection() as conn:
         assert await _facets_diff(conn) == 0
@@ -248,17 +247,10 @@ async def test_theme_facets_follow_every_write(
             by_note.setdefault(r["note_id"], []).append(r)
         writes = []
         for i, (note_id, rs) in enumerate(by_note.items()):
-            meta = {
-                "id": note_id,
-                "programme": f"moved-{i % 2}",
-                "cycle": rs[0]["cycle_id"],
-                "meeting": None,
-                "organisation": "org-moved",
-                "date": "2025-02-03",
-            }
             sts = [
-                SimpleNamespace(
+                Statement(
                     id=r["id"],
+                    source_id=note_id,
                     position=r["position"],
                     text=r["text"],
                     language=r["language"],
@@ -266,13 +258,22 @@ async def test_theme_facets_follow_every_write(
                     heading=None,
                     content_hash=r["content_hash"],
                     lemmas=[],
+                    programme=f"moved-{i % 2}",
+                    cycle=rs[0]["cycle_id"],
+                    meeting=None,
+                    organisation="org-moved",
+                    date="2025-02-03",
                 )
                 for r in rs
             ]
             writes.append(
-                (meta, sts, [themes[j % len(themes)] if j % 3 else None for j in range(len(rs))])
+                NoteStatements(
+                    note_id,
+                    sts,
+                    [themes[j % len(themes)] if j % 3 else None for j in range(len(rs))],
+                )
             )
-        await write_notes_statements(conn, writes)
+        await write_statements(conn, writes)
         assert await _facets_diff(conn) == 0
         await conn.execute("DELETE FROM statements WHERE id = %s", (rows[-1]["id"],))
         assert await _facets_diff(conn) == 0
@@ -293,8 +294,8 @@ async def test_theme_facets_answer_like_statements(
 ) -> None:
     """The counter path and the statement path of list_themes agree (every sort,
     the grant, programme, language and min_cycles filters, cursor pages)."""
-    import api.analyst as analyst
-    from api.auth import Principal, Role
+    import peerlearn.readside.themes as analyst
+    from peerlearn.access import Principal, Role
 
     principals = [Principal("a", Role.admin), Principal("b", Role.analyst, frozenset({"cities"}))]
     filters = [

@@ -19,10 +19,10 @@ from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
 from activities.mining import MiningActivities
-from peerlearn import miner_service
-from service.mining_schedule import ensure_mining_schedule
-from peerlearn.nlp_adapter import make_note
+from nlp.types import NoteIn
+from peerlearn.mining import miner as miners
 from peerlearn.settings import Settings
+from service.mining_schedule import ensure_mining_schedule
 from workflows.mining import (
     PROGRESS_QUERY,
     SCHEDULE_ID,
@@ -41,7 +41,7 @@ def settings(model_dir: Path, database_url: str) -> Settings:
 
 @pytest_asyncio.fixture(loop_scope="session", scope="module")
 async def acts(pool: AsyncConnectionPool, settings: Settings) -> MiningActivities:
-    await miner_service.get_miner_async(settings)  # the model, once per process
+    await miners.get_miner_async(settings)  # the model, once per process
     return MiningActivities(pool, settings)
 
 
@@ -123,26 +123,26 @@ async def test_note_submission_assigns_existing_themes(
     acts: MiningActivities, pool: AsyncConnectionPool
 ) -> None:
     before = await _rows(pool, "SELECT count(*) AS n FROM embeddings")
-    note = {
-        "id": "late-1",
-        "language": "en",
-        "programme": "greentech",
-        "cycle": "gt-2",
-        "meeting": "m6",
-        "organisation": "east-agency",
-        "date": "2024-12-01",
-        "text": "- In the crisis we kept members engaged with weekly online coffee meetings.\n"
+    note = NoteIn(
+        id="late-1",
+        language="en",
+        programme="greentech",
+        cycle="gt-2",
+        meeting="m6",
+        organisation="east-agency",
+        date="2024-12-01",
+        text="- In the crisis we kept members engaged with weekly online coffee meetings.\n"
         "- Solar panels on the roofs of schools lowered the city's electricity bills.",
-    }
+    )
     out = await acts.ingest_note(note)
     assert out.statement_count == 2
     assert out.theme_ids and out.unassigned == 0
     rows = await _rows(pool, "SELECT theme_id FROM statements WHERE note_id = 'late-1'")
     assert all(r["theme_id"] in out.theme_ids for r in rows)
     # the same note again encodes nothing new: the pgvector cache answers
-    miner = await miner_service.get_miner_async(acts.settings)
-    stmts = miner.segment([make_note(**note)])
-    _, encoded = await miner_service.embed_statements(pool, miner, stmts)
+    miner = await miners.get_miner_async(acts.settings)
+    stmts = miner.segment([note])
+    _, encoded = await miners.embed_statements(pool, miner, stmts)
     assert encoded == 0
     after = await _rows(pool, "SELECT count(*) AS n FROM embeddings")
     assert after[0]["n"] == before[0]["n"] + 2
@@ -156,11 +156,11 @@ async def test_remining_keeps_theme_ids_and_records_changes(
         r["id"]: r["theme_id"] for r in await _rows(pool, "SELECT id, theme_id FROM statements")
     }
     extra = [
-        dict(n, id=n["id"] + "-b", cycle="gt-3", date="2025-03-01")
+        note_meta(dict(n, id=n["id"] + "-b", cycle="gt-3", date="2025-03-01"))
         for n in load_jsonl("mining_notes.jsonl")[:3]
     ]
     for n in extra:
-        await acts.ingest_note(note_meta(n))
+        await acts.ingest_note(n)
     res = await mine_directly(pool, acts, "run-second")
     new = {r["id"] for r in await _rows(pool, "SELECT id FROM themes WHERE retired_at IS NULL")}
     assert len(old & new) >= max(1, len(old) // 2), (old, new)

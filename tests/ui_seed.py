@@ -159,11 +159,11 @@ def embed(model_dir: Path, texts: list[str]) -> list[Any]:
     uvicorn thread) finds it loaded and its first search is fast.
     """
     from nlp.pipeline import Miner
-    from peerlearn.miner_service import _miners, encode_texts, set_miner
+    from peerlearn.mining.miner import encode_texts, loaded_miner, set_miner
     from peerlearn.settings import Settings
 
     settings = Settings(model_dir=model_dir)
-    miner = _miners.get(model_dir)
+    miner = loaded_miner(settings)
     if miner is None:  # search needs only the encoder: skip the miner's full warm-up
         miner = Miner.from_model_dir(model_dir)
         set_miner(settings, miner)
