@@ -317,7 +317,7 @@ class AcceptedOut(BaseModel):
     detail: str
 
 
-class NoteIn(BaseModel):
+class NoteCreate(BaseModel):
     model_config = ConfigDict(
         json_schema_extra={
             "examples": [

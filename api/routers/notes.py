@@ -21,7 +21,7 @@ from api.deps import Pool, SettingsDep, TemporalClient
 from api.limits import check_note_text
 from api.problems import Problem
 from api.routers.programmes import programme_row
-from api.schemas_cycles import NoteIn, NotePage, NoteSubmitted
+from api.schemas_cycles import NoteCreate, NotePage, NoteSubmitted
 from workflows.cycle import PeerLearningCycle
 from workflows.types import SubmitNoteInput
 
@@ -32,7 +32,7 @@ _BODY_DOC: dict[str, Any] = {
         "required": True,
         "content": {
             "application/json": {
-                "schema": NoteIn.model_json_schema(ref_template="#/components/schemas/{model}")
+                "schema": NoteCreate.model_json_schema(ref_template="#/components/schemas/{model}")
             },
             "text/markdown": {
                 "schema": {"type": "string"},
@@ -96,7 +96,7 @@ async def submit_notes(
     raw = await request.body()
     if ctype in ("application/json", ""):
         try:
-            note = NoteIn.model_validate_json(raw or b"{}")
+            note = NoteCreate.model_validate_json(raw or b"{}")
         except ValidationError as exc:
             detail = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
             raise Problem(422, detail) from exc
@@ -108,7 +108,7 @@ async def submit_notes(
                 422, "text bodies need author_organisation and language (query or headers)"
             )
         try:
-            note = NoteIn(
+            note = NoteCreate(
                 author_organisation=org,
                 language=lang,
                 text=raw.decode("utf-8"),
