@@ -210,10 +210,10 @@ async def _caught(pool: AsyncConnectionPool, after_id: int = 0) -> list[dict[str
 
 
 async def _last_id(pool: AsyncConnectionPool) -> int:
-    async with pool.connection() as conn:
-        cur = await conn.execute("SELECT coalesce(max(id), 0) AS n FROM caught_mail")
+    async with pool.connection() as conn, conn.cursor(row_factory=dict_row) as cur:
+        await cur.execute("SELECT coalesce(max(id), 0) AS n FROM caught_mail")
         row = await cur.fetchone()
-    return int(row["n"]) if row else 0  # the pool's rows are dicts
+    return int(row["n"]) if row else 0
 
 
 def _to(row: dict[str, Any]) -> str:
@@ -222,7 +222,9 @@ def _to(row: dict[str, Any]) -> str:
 
 def _calendar(msg: EmailMessage) -> tuple[str, Any]:
     part = next(p for p in msg.walk() if p.get_content_type() == "text/calendar")
-    cal = Calendar.from_ical(part.get_payload(decode=True))
+    data = part.get_payload(decode=True)
+    assert isinstance(data, bytes)
+    cal = Calendar.from_ical(data)
     return str(cal["METHOD"]), next(iter(cal.walk("VEVENT")))
 
 
