@@ -7,6 +7,9 @@ expired and revoked keys included). Routers depend on :data:`CurrentPrincipal`
 (or :func:`require`) and filter every list and search by
 :meth:`Principal.programme_filter`, so nothing leaks across programmes.
 
+The principal, its roles and the grant checks (domain errors, no HTTP) live in
+:mod:`peerlearn.access`; they are re-exported here for the routers.
+
 Verified keys are cached per process for :data:`CACHE_SECONDS` because the
 analyst API has a 50 ms p95 budget and a key lookup is a database round trip;
 the price is that a revocation made by another process (the CLI) takes
@@ -18,9 +21,7 @@ from __future__ import annotations
 
 import hashlib
 import time
-from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from enum import StrEnum
 from typing import Annotated, Any
 
 from fastapi import Depends, Request
@@ -28,69 +29,23 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from api.problems import Problem, problem_response
 from peerlearn import keys
+from peerlearn.access import Principal, Role
+
+__all__ = ["CurrentPrincipal", "Principal", "Role", "forget_key", "require", "verify"]
 
 CACHE_SECONDS = 5.0
 _CACHE_MAX = 10_000
 PROTECTED_PREFIX = "/v1"
 
 
-class Role(StrEnum):
-    admin = "admin"
-    manager = "manager"
-    analyst = "analyst"
-    partner = "partner"
-
-
-@dataclass(frozen=True)
-class Principal:
-    key_id: str
-    role: Role
-    programmes: frozenset[str] = field(default_factory=frozenset)  # ignored for admin
-    organisation: str | None = None  # partner keys only
-    expires_at: datetime | None = None
-
-    @property
-    def all_programmes(self) -> bool:
-        return self.role is Role.admin
-
-    def can_see(self, programme_id: str) -> bool:
-        return self.all_programmes or programme_id in self.programmes
-
-    def programme_filter(self) -> list[str] | None:
-        """None means no restriction (admin); otherwise the granted ids."""
-        return None if self.all_programmes else sorted(self.programmes)
-
-    def check_programme(self, programme_id: str) -> None:
-        if not self.can_see(programme_id):
-            raise Problem(403, f"this key has no grant for programme {programme_id!r}")
-
-    def check_organisation(self, organisation_id: str, partners: Any = None) -> None:
-        """A partner key may only speak for its own organisation.
-
-        ``partners`` (optional, any container of organisation ids) are the
-        partners of the programme concerned: the organisation must be one of
-        them. Other roles pass (their programme grant is checked separately).
-        """
-        if self.role is not Role.partner:
-            return
-        if organisation_id != self.organisation:
-            raise Problem(
-                403,
-                f"this partner key speaks for organisation {self.organisation!r},"
-                f" not {organisation_id!r}",
-            )
-        if partners is not None and organisation_id not in partners:
-            raise Problem(
-                403, f"organisation {organisation_id!r} is not a partner of this programme"
-            )
-
-    async def grant_new_programme(self, conn: Any, programme_id: str) -> None:
-        """Call when this key registers a programme: a manager key gets it in its
-        grant (inside the caller's transaction), so it can run cycles there."""
-        if self.role is Role.admin:
-            return
-        await keys.grant_programme_async(conn, self.key_id, programme_id)
-        forget_key(self.key_id)
+async def grant_new_programme(conn: Any, principal: Principal, programme_id: str) -> None:
+    """Call when ``principal`` registers a programme: a manager key gets it in its
+    grant (inside the caller's transaction), so it can run cycles there; this
+    process's cached verification of the key is dropped so the grant shows."""
+    if principal.role is Role.admin:
+        return
+    await keys.grant_programme_async(conn, principal.key_id, programme_id)
+    forget_key(principal.key_id)
 
 
 # --- verification and its short cache ---------------------------------------------

@@ -1,6 +1,7 @@
 """RFC 9457 problem details for every error the API returns.
 
-Routers raise :class:`Problem` (or let FastAPI's validation fail); the handlers
+Routers raise :class:`Problem` (or let FastAPI's validation fail), the shared
+layer raises the domain errors of :mod:`peerlearn.access`; the handlers
 here turn it into ``application/problem+json`` with a precise ``detail``, so a
 client never has to parse an HTML page or a bare string.
 """
@@ -13,6 +14,8 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from peerlearn import access
 
 PROBLEM_JSON = "application/problem+json"
 
@@ -76,6 +79,24 @@ def problem_response(
     return JSONResponse(body, status_code=status, media_type=PROBLEM_JSON, headers=headers)
 
 
+# The domain errors of the shared layer (peerlearn.access) and their HTTP status:
+# the one place where a NotFound becomes a 404.
+ACCESS_STATUS: dict[type[access.AccessError], int] = {
+    access.BadRequest: 400,
+    access.Forbidden: 403,
+    access.NotFound: 404,
+    access.Invalid: 422,
+}
+
+
+def access_status(exc: access.AccessError) -> int:
+    """The HTTP status of a domain error (its nearest mapped class; 400 otherwise)."""
+    for cls in type(exc).__mro__:
+        if cls in ACCESS_STATUS:
+            return ACCESS_STATUS[cls]
+    return 400
+
+
 def _loc(loc: tuple[Any, ...] | list[Any]) -> str:
     return ".".join(str(p) for p in loc if p not in ("body",)) or "body"
 
@@ -92,6 +113,10 @@ def install(app: FastAPI) -> None:
             headers=exc.headers,
             **exc.extra,
         )
+
+    @app.exception_handler(access.AccessError)
+    async def _access(request: Request, exc: access.AccessError) -> JSONResponse:
+        return problem_response(access_status(exc), exc.message, instance=request.url.path)
 
     @app.exception_handler(RequestValidationError)
     async def _invalid(request: Request, exc: RequestValidationError) -> JSONResponse:

@@ -216,7 +216,7 @@ async def test_manager_gets_the_programmes_it_registers(pool: object, database_u
     principal = await auth.verify(pool, f"Bearer {token}")
     assert not principal.can_see("p-new")
     async with pool.connection() as conn:  # type: ignore[attr-defined]
-        await principal.grant_new_programme(conn, "p-new")
+        await auth.grant_new_programme(conn, principal, "p-new")
     again = await auth.verify(pool, f"Bearer {token}")
     assert again.can_see("p-new") and again.can_see("p1")
 

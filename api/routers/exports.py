@@ -11,9 +11,10 @@ from fastapi import APIRouter
 from fastapi.encoders import jsonable_encoder
 from fastapi.responses import Response
 
-from api.analyst import FiltersDep, list_themes, theme_practices
+from api.analyst import FiltersDep
 from api.auth import CurrentPrincipal
 from api.deps import Pool
+from peerlearn.readside.themes import list_themes, theme_practices
 
 router = APIRouter(prefix="/v1/exports", tags=["analyst"])
 

@@ -7,8 +7,9 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Query
 
-from api.analyst import FastPool, FiltersDep, theme_practices
+from api.analyst import FastPool, FiltersDep
 from api.auth import CurrentPrincipal
+from peerlearn.readside.themes import theme_practices
 
 router = APIRouter(prefix="/v1/practices", tags=["analyst"])
 

@@ -12,6 +12,7 @@ from typing import Any
 from fastapi import APIRouter, status
 from psycopg.rows import dict_row
 
+from api import auth
 from api.auth import CurrentPrincipal, Principal, Role, require
 from api.deps import Pool
 from api.problems import Problem
@@ -52,7 +53,7 @@ async def create_programme(
                 occurred_at=datetime.now(UTC),
                 expect_new_stream=True,
             )
-            await principal.grant_new_programme(conn, pid)
+            await auth.grant_new_programme(conn, principal, pid)
     except eventstore.StreamExists as exc:
         raise Problem(409, f"programme {pid!r} already exists") from exc
     row = await programme_row(pool, pid)

@@ -1,0 +1,311 @@
+"""Themes with their recurrence, one theme's detail, and practices ranked by support.
+
+All counts are over the statements the caller may see (see :mod:`.filters`).
+``GET /v1/themes`` has a 50 ms p95 budget: without cycle, organisation, kind or
+date filters the counts come from the ``theme_facets`` counters (migration 0005).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from psycopg import AsyncConnection
+from psycopg.rows import dict_row
+
+from peerlearn.access import NotFound, Principal
+from peerlearn.readside.filters import (
+    Filters,
+    decode_cursor,
+    encode_cursor,
+    statement_where,
+    visible_clause,
+)
+
+# ---- themes ------------------------------------------------------------------------------
+
+THEME_SORTS = {
+    # sort name -> (key expressions, all ascending so a row comparison pages)
+    "recurrence": ["-a.cycles", "-a.organisations", "-a.size", "a.theme_id"],
+    "size": ["-a.size", "-a.cycles", "a.theme_id"],
+    "recency": [
+        "-(coalesce(a.last_seen, DATE '1900-01-01') - DATE '1900-01-01')",
+        "-a.size",
+        "a.theme_id",
+    ],
+}
+
+
+async def list_themes(
+    conn: AsyncConnection[Any],
+    principal: Principal,
+    f: Filters,
+    *,
+    sort: str = "recurrence",
+    limit: int = 50,
+    cursor: str | None = None,
+    theme_ids: list[str] | None = None,
+) -> tuple[list[dict[str, Any]], str | None]:
+    where, params = statement_where(principal, f)
+    keys = THEME_SORTS[sort]
+    after = decode_cursor(cursor, len(keys), (int,) * (len(keys) - 1) + (str,))
+    if theme_ids is not None:
+        where += " AND s.theme_id = ANY(%(theme_ids)s)"
+        params["theme_ids"] = theme_ids
+    page_cond = ""
+    if after is not None:
+        placeholders = ", ".join(f"%(c{i})s" for i in range(len(keys)))
+        page_cond = f"AND ({', '.join(keys)}) > ({placeholders})"
+        for i, v in enumerate(after):
+            params[f"c{i}"] = v
+    params["min_cycles"] = f.min_cycles
+    params["limit"] = limit + 1
+    ctes = _facet_ctes(principal, f, theme_ids) if facets_answer(f) else _statement_ctes(where)
+    sql = f"""
+        {ctes}
+        SELECT a.theme_id AS id, t.label, t.keyphrases, a.size, l.languages, a.cycles,
+               a.organisations, a.programmes, a.first_seen, a.last_seen,
+               {", ".join(f"{k} AS k{i}" for i, k in enumerate(keys))}
+        FROM a JOIN themes t ON t.id = a.theme_id AND t.retired_at IS NULL
+        JOIN l ON l.theme_id = a.theme_id
+        WHERE a.cycles >= %(min_cycles)s {page_cond}
+        ORDER BY {", ".join(keys)}
+        LIMIT %(limit)s
+    """
+    cur = await conn.cursor(row_factory=dict_row).execute(sql, params)
+    rows = [dict(r) for r in await cur.fetchall()]
+    next_cursor = None
+    if len(rows) > limit:
+        rows = rows[:limit]
+        last = rows[-1]
+        next_cursor = encode_cursor([last[f"k{i}"] for i in range(len(keys))])
+    for r in rows:
+        for i in range(len(keys)):
+            r.pop(f"k{i}", None)
+        r["languages"] = r["languages"] or {}
+    return rows, next_cursor
+
+
+def facets_answer(f: Filters) -> bool:
+    """Whether ``theme_facets`` (migration 0005) holds the answer: its counters are
+    kept per theme, programme and language, so the grant and the ``programme`` and
+    ``language`` filters select rows of it; cycle, organisation, kind and date
+    filters need the statements themselves."""
+    return not (f.cycle or f.organisation or f.kind or f.since or f.until)
+
+
+def _facet_ctes(principal: Principal, f: Filters, theme_ids: list[str] | None) -> str:
+    """CTEs ``a`` (per theme: size, distinct cycles / organisations / programmes,
+    first and last date) and ``l`` (statements per language) from the counters
+    in ``theme_facets``: a few hundred small rows instead of every statement,
+    for the 50 ms p95 budget of GET /v1/themes. Same numbers as
+    :func:`_statement_ctes` (the parameters are :func:`statement_where`'s)."""
+    conds = []
+    if principal.programme_filter() is not None:
+        conds.append("x.programme_id = ANY(%(visible)s)")
+    if f.programme:
+        conds.append("x.programme_id = %(programme)s")
+    if f.language:
+        conds.append("x.language = %(language)s")
+    if theme_ids is not None:
+        conds.append("x.theme_id = ANY(%(theme_ids)s)")
+    return f"""
+        WITH x AS (
+            SELECT theme_id, programme_id, language, dim, value, n
+            FROM theme_facets x WHERE {" AND ".join(conds) or "TRUE"}
+        ), v AS (  -- distinct values first (hashing), then counting: no big sort
+            SELECT theme_id, (count(*) FILTER (WHERE dim = 'c'))::int AS cycles,
+                   (count(*) FILTER (WHERE dim = 'o'))::int AS organisations,
+                   (min(value) FILTER (WHERE dim = 'd'))::date AS first_seen,
+                   (max(value) FILTER (WHERE dim = 'd'))::date AS last_seen
+            FROM (SELECT DISTINCT theme_id, dim, value FROM x WHERE dim <> 'n') u
+            GROUP BY theme_id
+        ), a AS (
+            SELECT x.theme_id, sum(x.n)::int AS size,
+                   (count(DISTINCT x.programme_id) FILTER (WHERE x.programme_id <> ''))::int
+                       AS programmes,
+                   coalesce(max(v.cycles), 0) AS cycles,
+                   coalesce(max(v.organisations), 0) AS organisations,
+                   max(v.first_seen) AS first_seen, max(v.last_seen) AS last_seen
+            FROM x LEFT JOIN v USING (theme_id) WHERE x.dim = 'n' GROUP BY x.theme_id
+        ), l AS (
+            SELECT theme_id, jsonb_object_agg(language, n ORDER BY language) AS languages
+            FROM (SELECT theme_id, language, sum(n)::int AS n FROM x WHERE dim = 'n'
+                  GROUP BY 1, 2) y
+            GROUP BY theme_id
+        )"""
+
+
+def _statement_ctes(where: str) -> str:
+    """The same CTEs aggregated from the filtered statements (cycle, organisation,
+    kind and date filters, each column indexed)."""
+    return f"""
+        WITH f AS (
+            SELECT s.theme_id, s.language, s.cycle_id, s.organisation_id, s.programme_id,
+                   s.source_date
+            FROM statements s WHERE s.theme_id IS NOT NULL AND {where}
+        ), a AS (
+            SELECT theme_id, count(*)::int AS size,
+                   count(DISTINCT cycle_id)::int AS cycles,
+                   count(DISTINCT organisation_id)::int AS organisations,
+                   count(DISTINCT programme_id)::int AS programmes,
+                   min(source_date) AS first_seen, max(source_date) AS last_seen
+            FROM f GROUP BY theme_id
+        ), l AS (
+            SELECT theme_id, jsonb_object_agg(language, n ORDER BY language) AS languages
+            FROM (SELECT theme_id, language, count(*)::int AS n FROM f GROUP BY 1, 2) x
+            GROUP BY theme_id
+        )"""
+
+
+async def theme_practices(
+    conn: AsyncConnection[Any],
+    principal: Principal,
+    f: Filters,
+    *,
+    theme_ids: list[str] | None = None,
+    limit: int = 50,
+    cursor: str | None = None,
+) -> tuple[list[dict[str, Any]], str | None]:
+    """Practices ranked by independent support the caller can see (distinct cycles +
+    organisations of the visible supporting statements), then by the mined score."""
+    where, params = statement_where(principal, f)
+    vis, vparams = visible_clause(principal, "s2")
+    params.update(vparams)
+    if theme_ids is not None:
+        where += " AND p.theme_id = ANY(%(theme_ids)s)"
+        params["theme_ids"] = theme_ids
+    keys = ["-x.support", "-x.score", "x.statement_id"]
+    after = decode_cursor(cursor, len(keys), (int, (int, float), str))
+    page_cond = ""
+    if after is not None:
+        page_cond = "WHERE (-x.support, -x.score, x.statement_id) > (%(c0)s, %(c1)s, %(c2)s)"
+        params.update({f"c{i}": v for i, v in enumerate(after)})
+    params["limit"] = limit + 1
+    sql = f"""
+        SELECT * FROM (
+            SELECT p.statement_id, p.theme_id, t.label AS theme_label, p.kind, p.audience,
+                   p.score, s.text, s.language, s.note_id, s.meeting_id, s.cycle_id,
+                   s.programme_id, s.organisation_id, s.source_date,
+                   sup.cycles AS support_cycles, sup.organisations AS support_organisations,
+                   sup.statements AS support_count, sup.sources,
+                   (sup.cycles + sup.organisations) AS support
+            FROM practices p
+            JOIN statements s ON s.id = p.statement_id
+            JOIN themes t ON t.id = p.theme_id AND t.retired_at IS NULL
+            CROSS JOIN LATERAL (
+                SELECT count(DISTINCT s2.cycle_id)::int AS cycles,
+                       count(DISTINCT s2.organisation_id)::int AS organisations,
+                       count(*)::int AS statements,
+                       jsonb_agg(jsonb_build_object(
+                           'statement_id', s2.id, 'note_id', s2.note_id,
+                           'meeting_id', s2.meeting_id, 'cycle_id', s2.cycle_id,
+                           'programme_id', s2.programme_id,
+                           'organisation_id', s2.organisation_id, 'date', s2.source_date,
+                           'language', s2.language, 'text', s2.text)
+                           ORDER BY s2.source_date, s2.id) AS sources
+                FROM statements s2
+                WHERE s2.id = ANY(p.support_statements) AND {vis}
+            ) sup
+            WHERE {where} AND s.theme_id = p.theme_id
+        ) x {page_cond}
+        ORDER BY -x.support, -x.score, x.statement_id
+        LIMIT %(limit)s
+    """
+    cur = await conn.cursor(row_factory=dict_row).execute(sql, params)
+    rows = [dict(r) for r in await cur.fetchall()]
+    next_cursor = None
+    if len(rows) > limit:
+        rows = rows[:limit]
+        last = rows[-1]
+        next_cursor = encode_cursor([-last["support"], -float(last["score"]), last["statement_id"]])
+    return rows, next_cursor
+
+
+async def theme_detail(
+    conn: AsyncConnection[Any],
+    principal: Principal,
+    f: Filters,
+    theme_id: str,
+    *,
+    sources_limit: int = 200,
+) -> dict[str, Any]:
+    """One theme as the caller sees it: representatives per language, ranked
+    practices, the notes it came from, recurrence and the monthly trend.
+
+    :class:`NotFound` when the theme does not exist or has no visible statement
+    (the two are not told apart)."""
+    cur = await conn.cursor(row_factory=dict_row).execute(
+        "SELECT id, label, keyphrases, representatives, retired_at, scope, updated_at"
+        " FROM themes WHERE id = %s",
+        (theme_id,),
+    )
+    theme = await cur.fetchone()
+    where, params = statement_where(principal, f)
+    params["theme_id"] = theme_id
+    summary, _ = await list_themes(conn, principal, f, theme_ids=[theme_id], limit=1)
+    if theme is None or not summary:
+        raise NotFound(f"no theme {theme_id!r} with statements you can see")
+    cur = await conn.cursor(row_factory=dict_row).execute(
+        f"SELECT s.id, s.text, s.language, s.kind, s.note_id, s.meeting_id, s.cycle_id,"
+        f" s.programme_id, s.organisation_id, s.source_date FROM statements s"
+        f" WHERE s.theme_id = %(theme_id)s AND {where} ORDER BY s.id",
+        params,
+    )
+    statements = [dict(r) for r in await cur.fetchall()]
+    cur = await conn.cursor(row_factory=dict_row).execute(
+        f"SELECT to_char(date_trunc('month', s.source_date), 'YYYY-MM') AS month,"
+        f" count(*)::int AS statements, count(DISTINCT s.cycle_id)::int AS cycles"
+        f" FROM statements s WHERE s.theme_id = %(theme_id)s AND {where}"
+        f" AND s.source_date IS NOT NULL GROUP BY 1 ORDER BY 1",
+        params,
+    )
+    trend = [dict(r) for r in await cur.fetchall()]
+    practices, _ = await theme_practices(conn, principal, f, theme_ids=[theme_id], limit=50)
+    by_id = {s["id"]: s for s in statements}
+    reps: dict[str, list[dict[str, Any]]] = {}
+    for lang, ids in (theme["representatives"] or {}).items():
+        for sid in ids if isinstance(ids, list) else []:
+            key = sid if isinstance(sid, str) else (sid or {}).get("id")
+            if key in by_id:
+                reps.setdefault(lang, []).append({"id": key, "text": by_id[key]["text"]})
+    for s in statements:  # languages without a stored representative
+        if s["language"] not in reps:
+            reps[s["language"]] = [{"id": s["id"], "text": s["text"]}]
+    sources: dict[str, dict[str, Any]] = {}
+    for s in statements:
+        src = sources.setdefault(
+            s["note_id"],
+            {
+                "note_id": s["note_id"],
+                "meeting_id": s["meeting_id"],
+                "cycle_id": s["cycle_id"],
+                "programme_id": s["programme_id"],
+                "organisation_id": s["organisation_id"],
+                "date": s["source_date"],
+                "statements": 0,
+            },
+        )
+        src["statements"] += 1
+    s0 = summary[0]
+    return {
+        "id": theme["id"],
+        "label": theme["label"],
+        "keyphrases": theme["keyphrases"],
+        "size": s0["size"],
+        "languages": s0["languages"],
+        "representatives": reps,
+        "practices": practices,
+        "sources": sorted(sources.values(), key=lambda x: (str(x["date"]), x["note_id"]))[
+            :sources_limit
+        ],
+        "recurrence": {
+            "cycles": s0["cycles"],
+            "organisations": s0["organisations"],
+            "programmes": s0["programmes"],
+            "languages": len(s0["languages"]),
+            "first_seen": s0["first_seen"],
+            "last_seen": s0["last_seen"],
+        },
+        "trend": trend,
+        "updated_at": theme["updated_at"],
+    }
