@@ -7,6 +7,7 @@ so every request reuses them; tests pass their own settings.
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -20,6 +21,7 @@ from api.routers import (
     documents,
     exports,
     health,
+    imports,
     mail,
     meetings,
     mining_runs,
@@ -50,11 +52,36 @@ ROUTERS += [
     exports.router,
 ]
 ROUTERS += [programmes.router, cycles.router, meetings.router, notes.router]
-ROUTERS += [documents.router]  # note originals (issue 12)
+ROUTERS += [documents.router, imports.router]  # note originals, imports (issue 12)
 ROUTERS += [calendar.router, mail.router]  # issue 13: calendar feed, caught mail
 
 
-def create_app(settings: Settings | None = None) -> FastAPI:
+async def load_model(settings: Settings) -> None:
+    """Load the embedding model (and the query path) before the API serves.
+
+    Importing torch and loading the model takes seconds of mostly GIL-holding
+    work; done lazily by the first ``/v1/search`` it froze the whole event loop,
+    ``/health`` included, for ~13 s (issue 10). Run from the lifespan, it finishes
+    before uvicorn opens the port, so no request ever waits behind it. Without a
+    prepared model the API still starts, and ``/health`` names the missing model.
+    """
+    from nlp.model import is_ready
+    from peerlearn.mining.miner import get_miner_async, query_embedder
+
+    if not is_ready(settings.resolved_model_dir):
+        log.warning(
+            "no prepared model at %s; search will load it on first use", settings.resolved_model_dir
+        )
+        return
+    t0 = time.perf_counter()
+    await get_miner_async(settings)
+    await query_embedder(settings).embed("peerlearn warm-up query")  # first inference
+    log.info("embedding model loaded in %.1fs", time.perf_counter() - t0)
+
+
+def create_app(settings: Settings | None = None, *, preload_model: bool = False) -> FastAPI:
+    """The app. ``preload_model``: load the model in the lifespan, before the
+    port opens (``peerlearn api`` does; in-process tests share one loaded model)."""
     settings = settings or get_settings()
 
     @asynccontextmanager
@@ -62,6 +89,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         conninfo = db.database_url(settings)
         db.wait_for_database(conninfo)
         db.migrate(conninfo)
+        if preload_model:
+            await load_model(settings)
         app.state.pool = await db.open_pool(conninfo)
         try:
             app.state.temporal = await connect(settings)
@@ -94,3 +123,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     for router in ROUTERS:
         app.include_router(router)
     return app
+
+
+def create_served_app() -> FastAPI:
+    """uvicorn's factory for ``peerlearn api``: the app with the model preloaded."""
+    return create_app(preload_model=True)

@@ -4,7 +4,7 @@ text, keep the original (content-addressed) and link it to the note.
 The notes router calls :func:`note_from_upload` for a ``multipart/form-data``
 body and then runs the very same code path as a JSON note (note-text
 validation, authorisation, the workflow's update); this module only turns a
-file into a :class:`~api.schemas_cycles.NoteIn` and stores the bytes.
+file into a :class:`~api.schemas_cycles.NoteCreate` and stores the bytes.
 
 The original is stored only once the workflow has accepted the note (a
 refused upload leaves no bytes behind), together with its link to the note id,
@@ -16,8 +16,6 @@ from __future__ import annotations
 
 import asyncio
 from dataclasses import dataclass
-from functools import lru_cache
-from typing import Any
 
 from fastapi import Request
 from psycopg_pool import AsyncConnectionPool
@@ -25,7 +23,7 @@ from pydantic import ValidationError
 from starlette.datastructures import UploadFile
 
 from api.problems import Problem
-from api.schemas_cycles import NoteIn
+from api.schemas_cycles import NoteCreate
 from peerlearn import documents
 from peerlearn.settings import Settings
 
@@ -63,8 +61,8 @@ async def read_file_field(
 
 async def note_from_upload(
     request: Request, settings: Settings, programme_languages: list[str]
-) -> tuple[NoteIn, Upload]:
-    """A NoteIn (format markdown: the extracted text keeps ``#`` headings and
+) -> tuple[NoteCreate, Upload]:
+    """A NoteCreate (format markdown: the extracted text keeps ``#`` headings and
     ``- `` items) from the multipart form, plus the file to keep."""
     upload, data, fields = await read_file_field(request, settings.max_document_bytes)
     filename = (upload.filename or "upload").strip()[:255] or "upload"
@@ -86,7 +84,7 @@ async def note_from_upload(
     if not language:
         language = await asyncio.to_thread(guess_language, doc.text, tuple(programme_languages))
     try:
-        note = NoteIn(
+        note = NoteCreate(
             author_organisation=org,
             language=language,
             text=doc.text,
@@ -99,32 +97,16 @@ async def note_from_upload(
     return note, Upload(filename=filename, data=data, document=doc)
 
 
-@lru_cache(maxsize=32)
-def _detector(codes: tuple[str, ...]) -> Any:
-    """A low-accuracy lingua detector over the programme's languages: small
-    models loaded lazily, enough for a whole document (the miner still
-    identifies each statement's language with the full models)."""
-    from lingua import IsoCode639_1, LanguageDetectorBuilder
-
-    from nlp.langid import EU_LANGUAGES
-
-    known = [c for c in codes if hasattr(IsoCode639_1, c.upper())]
-    if len(known) < 2:  # no usable programme languages: every language we know
-        known = [c for c in EU_LANGUAGES if hasattr(IsoCode639_1, c.upper())]
-    isos = [getattr(IsoCode639_1, c.upper()) for c in known]
-    return LanguageDetectorBuilder.from_iso_codes_639_1(*isos).with_low_accuracy_mode().build()
-
-
 def guess_language(text: str, programme_languages: tuple[str, ...]) -> str:
     """The document's language when neither the form nor the file says it:
     the programme's only language, else detected among the programme's."""
     codes = tuple(sorted({c.lower() for c in programme_languages if c}))
     if len(codes) == 1:
         return codes[0]
-    found = _detector(codes).detect_language_of(text[:5000])
+    found = documents.guess_language(text, codes)
     if found is None:
         raise Problem(422, "cannot tell the document's language; give the language form field")
-    return str(found.iso_code_639_1.name.lower())
+    return found
 
 
 async def keep_original(

@@ -35,6 +35,7 @@ import zipfile
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from email.message import EmailMessage
+from functools import lru_cache
 from pathlib import PurePath
 from typing import Any
 from xml.sax import SAXException
@@ -174,6 +175,35 @@ _OTHER_MAGIC: tuple[tuple[bytes, str], ...] = (
     (b"MZ", "a Windows executable"),
     (b"\x7fELF", "an ELF executable"),
 )
+
+
+# ------------------------------------------------------------------ language
+
+
+@lru_cache(maxsize=32)
+def _detector(codes: tuple[str, ...]) -> Any:
+    """A low-accuracy lingua detector over ``codes`` (every EU language when
+    fewer than two are usable): small models loaded lazily, enough for a whole
+    document, unlike the miner's preloaded high-accuracy detector, which the
+    API and CLI processes must not carry (the miner still identifies each
+    statement's language itself)."""
+    from lingua import IsoCode639_1, LanguageDetectorBuilder
+
+    from nlp.langid import EU_LANGUAGES
+
+    known = [c for c in codes if hasattr(IsoCode639_1, c.upper())]
+    if len(known) < 2:
+        known = [c for c in EU_LANGUAGES if hasattr(IsoCode639_1, c.upper())]
+    isos = [getattr(IsoCode639_1, c.upper()) for c in known]
+    return LanguageDetectorBuilder.from_iso_codes_639_1(*isos).with_low_accuracy_mode().build()
+
+
+def guess_language(text: str, candidates: tuple[str, ...] = ()) -> str | None:
+    """The ISO 639-1 code of ``text``'s language among ``candidates`` (any EU
+    language when empty), or None when it cannot be told."""
+    codes = tuple(sorted({c.lower() for c in candidates if c}))
+    found = _detector(codes).detect_language_of(text[:5000])
+    return None if found is None else str(found.iso_code_639_1.name.lower())
 
 
 # ------------------------------------------------------------------ the entry point

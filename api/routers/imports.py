@@ -1,0 +1,249 @@
+"""POST /v1/imports (manager/admin): bring in the notes of past cycles, then mine.
+
+The body is the file itself (``text/csv`` or ``application/x-ndjson`` /
+``application/jsonl``) or a ``multipart/form-data`` upload with a ``file``
+field. :mod:`peerlearn.importer` validates every line before anything is
+written (a 422 lists every bad line with its number) and writes the whole
+import in one transaction; importing the same file again writes nothing and
+answers 200 with ``changed: false``. When something was written a ThemeMining
+run per programme re-mines it; ``GET /v1/imports/{id}`` follows that run.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from typing import Any
+
+from fastapi import APIRouter, Request, Response, status
+from psycopg.rows import dict_row
+from psycopg_pool import AsyncConnectionPool
+from temporalio.client import Client
+from temporalio.common import WorkflowIDReusePolicy
+from temporalio.service import RPCError
+
+from api import auth, uploads
+from api.auth import CurrentPrincipal, Principal, Role, require
+from api.deps import Pool, SettingsDep
+from api.limits import check_note_text
+from api.problems import Problem
+from peerlearn import eventstore, importer
+from peerlearn.settings import Settings
+from workflows.mining import THEME_MINING, ThemeMiningInput, workflow_id_for_run
+
+router = APIRouter(prefix="/v1/imports", tags=["imports"])
+
+_FILE_TYPES = ("text/csv", "application/x-ndjson", "application/jsonl", "application/x-jsonlines")
+_BODY_DOC: dict[str, Any] = {
+    "requestBody": {
+        "required": True,
+        "content": {
+            "application/x-ndjson": {
+                "schema": {"type": "string"},
+                "example": (
+                    '{"programme_id": "baltic", "programme_name": "Baltic clusters",'
+                    ' "cycle_id": "baltic-2023", "cycle_title": "Resilience",'
+                    ' "meeting_id": "visit-1", "meeting_kind": "site_visit",'
+                    ' "meeting_date": "2023-05-10", "host": "vaxa",'
+                    ' "author_organisation": "lodz", "language": "en",'
+                    ' "text": "Matchmaking works when researchers come to the firms."}'
+                ),
+            },
+            "text/csv": {"schema": {"type": "string"}},
+            "multipart/form-data": {
+                "schema": {
+                    "type": "object",
+                    "required": ["file"],
+                    "properties": {"file": {"type": "string", "format": "binary"}},
+                }
+            },
+        },
+    }
+}
+
+
+def text_check(settings: Settings) -> importer.TextCheck:
+    """The API's note-text validation as the importer's check (reason or None)."""
+
+    def check(text: str) -> str | None:
+        try:
+            check_note_text(text, settings)
+        except Problem as exc:
+            return exc.detail
+        return None
+
+    return check
+
+
+async def start_mining(
+    pool: AsyncConnectionPool, client: Client | None, settings: Settings, scope: str
+) -> str | None:
+    """Start a ThemeMining run over ``scope`` as ``POST /v1/mining-runs`` does
+    (one running run per scope: an active one is reused); None without Temporal."""
+    async with pool.connection() as conn, conn.cursor(row_factory=dict_row) as cur:
+        await cur.execute(
+            "SELECT id FROM mining_runs WHERE scope = %s AND status = 'running'"
+            " AND started_at > now() - interval '2 hours'",
+            (scope,),
+        )
+        running = await cur.fetchone()
+        if running is not None:
+            return str(running["id"])
+        if client is None:
+            return None
+        run_id = uuid.uuid4().hex[:12]
+        await cur.execute(
+            "INSERT INTO mining_runs (id, scope, trigger) VALUES (%s, %s, 'import')",
+            (run_id, scope),
+        )
+        await conn.commit()
+    try:
+        await client.start_workflow(
+            THEME_MINING,
+            ThemeMiningInput(run_id=run_id, scope=scope, trigger="import"),
+            id=workflow_id_for_run(run_id),
+            task_queue=settings.task_queue,
+            id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
+        )
+    except RPCError as exc:
+        async with pool.connection() as conn:
+            await conn.execute(
+                "UPDATE mining_runs SET status = 'failed', error = %s, finished_at = now()"
+                " WHERE id = %s",
+                (f"could not start workflow: {exc.message}", run_id),
+            )
+            await conn.commit()
+        return None
+    return run_id
+
+
+async def _read(request: Request, settings: Settings) -> tuple[bytes, str | None, str | None]:
+    ctype = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if ctype == "multipart/form-data":
+        upload, data, _ = await uploads.read_file_field(request, settings.max_import_bytes)
+        return data, upload.filename, upload.content_type
+    if ctype in _FILE_TYPES or ctype == "application/json":
+        return await request.body(), None, ctype
+    raise Problem(
+        415,
+        f"unsupported content type {ctype!r}; send CSV (text/csv), JSONL"
+        " (application/x-ndjson) or multipart/form-data with a file",
+    )
+
+
+async def _check_grants(pool: AsyncConnectionPool, principal: Principal, ids: list[str]) -> None:
+    """Existing programmes must be in the key's grant; new ones it creates."""
+    async with pool.connection() as conn, conn.cursor(row_factory=dict_row) as cur:
+        await cur.execute("SELECT id FROM programmes WHERE id = ANY(%s)", (ids,))
+        for r in await cur.fetchall():
+            principal.check_programme(r["id"])
+
+
+def _invalid(exc: importer.ImportInvalid) -> Problem:
+    return Problem(
+        422,
+        str(exc),
+        errors=[{"line": e.line, "reason": e.reason} for e in exc.errors],
+    )
+
+
+async def run_import(
+    pool: AsyncConnectionPool,
+    client: Client | None,
+    settings: Settings,
+    data: bytes,
+    *,
+    principal: Principal,
+    filename: str | None = None,
+    content_type: str | None = None,
+) -> dict[str, Any]:
+    """Parse, authorise, write in one transaction, then start mining when
+    something changed. Shared by this router and ``peerlearn import``."""
+    try:
+        parsed = await asyncio.to_thread(
+            importer.parse,
+            data,
+            check_text=text_check(settings),
+            filename=filename,
+            content_type=content_type,
+        )
+    except importer.ImportInvalid as exc:
+        raise _invalid(exc) from exc
+    await _check_grants(pool, principal, parsed.programme_ids)
+
+    async def grant(conn: eventstore.Conn, programme_id: str) -> None:
+        await auth.grant_new_programme(conn, principal, programme_id)
+
+    try:
+        async with pool.connection() as conn, conn.transaction():
+            result = await importer.write(
+                conn, parsed, submitted_by=principal.key_id, on_programme_created=grant
+            )
+    except importer.ImportInvalid as exc:
+        raise _invalid(exc) from exc
+    except eventstore.StreamExists as exc:
+        raise Problem(
+            409, f"a programme of this file was created meanwhile ({exc}); retry"
+        ) from exc
+    runs: list[str] = []
+    if result.changed:
+        for pid in result.programme_ids:
+            run_id = await start_mining(pool, client, settings, pid)
+            if run_id is not None:
+                runs.append(run_id)
+        async with pool.connection() as conn, conn.transaction():
+            await importer.set_mining_run(
+                conn, result.import_id, runs[0] if runs else None, "mining" if runs else "written"
+            )
+    return {**result.as_dict(), "mining_runs": runs}
+
+
+@router.post(
+    "",
+    status_code=status.HTTP_201_CREATED,
+    summary="Import the notes of past cycles (JSONL or CSV; manager role)",
+    openapi_extra=_BODY_DOC,
+    responses={
+        200: {"description": "The same content was imported before: nothing changed"},
+        413: {"description": "The file is larger than max_import_bytes"},
+        415: {"description": "Neither CSV, JSONL nor a multipart file"},
+        422: {"description": "Bad lines: `errors` lists each with its line number and reason"},
+    },
+)
+async def create_import(
+    request: Request,
+    response: Response,
+    pool: Pool,
+    settings: SettingsDep,
+    principal: Principal = require(Role.manager),
+) -> dict[str, Any]:
+    data, filename, ctype = await _read(request, settings)
+    if len(data) > settings.max_import_bytes:
+        raise Problem(413, f"the file is larger than {settings.max_import_bytes} bytes")
+    out = await run_import(
+        pool,
+        getattr(request.app.state, "temporal", None),
+        settings,
+        data,
+        principal=principal,
+        filename=filename,
+        content_type=ctype,
+    )
+    if not out["changed"]:
+        response.status_code = status.HTTP_200_OK
+    return out
+
+
+@router.get("/{import_id}", summary="An import and the progress of its mining run")
+async def get_import(import_id: str, pool: Pool, principal: CurrentPrincipal) -> dict[str, Any]:
+    async with pool.connection() as conn, conn.cursor(row_factory=dict_row) as cur:
+        await cur.execute(
+            "SELECT i.*, r.status AS mining_status, r.stage AS mining_stage,"
+            " r.done AS mining_done, r.total AS mining_total FROM imports i"
+            " LEFT JOIN mining_runs r ON r.id = i.mining_run_id WHERE i.id = %s",
+            (import_id,),
+        )
+        row = await cur.fetchone()
+    if row is None or not all(principal.can_see(p) for p in row["programme_ids"]):
+        raise Problem(404, f"import {import_id!r} not found")
+    return dict(row)
