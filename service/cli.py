@@ -24,6 +24,7 @@ COMMAND_MODULES = [
     "service.worker",  # worker
     "service.api_server",  # api
     "service.demo",  # demo load
+    "service.import_cli",  # import --file F
 ]
 
 # Commands that work on an existing state folder (its embedded PostgreSQL) unless
@@ -31,7 +32,7 @@ COMMAND_MODULES = [
 # and start an empty PostgreSQL that outlives them, so they refuse instead.
 # `run` creates the state folder, `model prepare` fills it, `mine` and `demo load`
 # need none (files / the HTTP API).
-NEEDS_STATE = frozenset({"keys", "mining", "projections", "worker", "api"})
+NEEDS_STATE = frozenset({"keys", "mining", "projections", "worker", "api", "import"})
 
 
 def state_problem(command: str) -> str | None:

@@ -381,3 +381,35 @@ async def test_clash_with_a_live_cycle_and_who_may_import(ctx: Ctx) -> None:
     assert r.json()["created"]["partners"] == 1  # lodz (vaxa was there)
     cyc = await _rows(c, "SELECT time_zone FROM cycles WHERE id = %s", f"{pid}-2024")
     assert cyc == [{"time_zone": "Europe/Warsaw"}]
+
+
+def test_cli_import_good_again_and_bad(database_url: str, tmp_path: Any) -> None:
+    """``peerlearn import --file F``: the same path from the command line."""
+    import os
+    import subprocess
+    import sys
+
+    pid = "cli-" + uuid.uuid4().hex[:6]
+    good = tmp_path / "history.jsonl"
+    good.write_bytes(_jsonl(_history(pid)))
+    bad = tmp_path / "bad.csv"
+    bad.write_bytes(_csv(_history(pid)[:1]) + b"x,y\n")
+    env = {**os.environ, "DATABASE_URL": database_url, "PEERLEARN_HOME": str(tmp_path / "state")}
+
+    def run(path: Any) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "service.cli", "import", "--file", str(path), "--no-mining"],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+
+    first = run(good)
+    assert first.returncode == 0, first.stderr
+    assert "created 1 programmes, 3 partners, 2 cycles, 3 meetings, 5 notes" in first.stdout
+    again = run(good)
+    assert again.returncode == 0 and "nothing changed" in again.stdout
+    wrong = run(bad)
+    assert wrong.returncode == 1
+    assert f"{bad}:3:" in wrong.stderr and "nothing was imported" in wrong.stderr
