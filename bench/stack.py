@@ -67,6 +67,7 @@ class Stack:
             "PEERLEARN_API_PORT": str(self.api_port),
             "PEERLEARN_TEMPORAL_PORT": str(self.temporal_port),
             "PEERLEARN_TEMPORAL_UI_PORT": str(ui_port),
+            "PEERLEARN_MAIL_CATCHER_PORT": str(free_port()),
             "PEERLEARN_LOAD_DEMO": "false",
             "HF_HUB_OFFLINE": "1",
             "TRANSFORMERS_OFFLINE": "1",

@@ -36,13 +36,14 @@ from pathlib import Path
 from typing import IO, Any
 
 from peerlearn import binaries, db
+from peerlearn.mailcatcher import MailCatcher
 from peerlearn.settings import Settings, get_settings
 
 PR_SET_PDEATHSIG = 1
 STOP_GRACE_S = 15.0
 BACKOFF_MAX_S = 30.0
 STABLE_AFTER_S = 60.0  # a child that ran this long gets its backoff reset
-HEALTH_TIMEOUT_S = 120.0
+HEALTH_TIMEOUT_S = 300.0  # the API loads the model before its port opens: slow on a busy machine
 
 
 class ConfigError(RuntimeError):
@@ -142,6 +143,10 @@ def preflight(settings: Settings) -> None:
             "127.0.0.1", settings.temporal_ui_port, "Temporal Web UI", "PEERLEARN_TEMPORAL_UI_PORT"
         )
     _check_port(settings.api_host, settings.api_port, "API", "PEERLEARN_API_PORT")
+    if settings.embedded_mail_catcher:
+        _check_port(
+            "127.0.0.1", settings.mail_catcher_port, "mail catcher", "PEERLEARN_MAIL_CATCHER_PORT"
+        )
     prepare_model(settings)
     if not settings.embedded_postgres:
         assert settings.database_url is not None
@@ -271,6 +276,7 @@ class Supervisor:
         self.conninfo = ""
         self.lock_file: IO[str] | None = None
         self.demo_thread: threading.Thread | None = None
+        self.mailcatcher: MailCatcher | None = None  # with no PEERLEARN_SMTP_HOST
 
     # -- state folder ----------------------------------------------------------
 
@@ -410,6 +416,10 @@ class Supervisor:
             self._wait_temporal()
         if self.stopping.is_set():
             return
+        if self.settings.embedded_mail_catcher:  # the worker's default SMTP address
+            self.mailcatcher = MailCatcher(
+                self.conninfo, port=self.settings.mail_catcher_port
+            ).start()
         for child in (self._py_child("worker", "worker"), self._py_child("api", "api")):
             self.children.append(child)
             child.start()
@@ -453,6 +463,14 @@ class Supervisor:
             "  PostgreSQL        "
             + (f"embedded, {s.pg_dir.resolve()}" if self.pg else db._redact(self.conninfo))
         )
+        if self.mailcatcher is not None:
+            lines.append(
+                f"  Mail catcher      smtp://127.0.0.1:{self.mailcatcher.port}"
+                " (caught mail: analyst page, GET /v1/mail)"
+            )
+        else:
+            host, port = s.smtp_address
+            lines.append(f"  SMTP              {host}:{port} (external)")
         lines.append(f"  State             {self.home}")
         print("\n".join(lines), flush=True)
         if self.load_demo:
@@ -521,6 +539,8 @@ class Supervisor:
             for name in group:
                 if name in by_name:
                     by_name[name].stop()
+        if self.mailcatcher is not None:
+            self.mailcatcher.stop()
         if self.pg is not None:
             self.pg.stop()
         with contextlib.suppress(FileNotFoundError):

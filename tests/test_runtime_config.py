@@ -35,6 +35,7 @@ def env(tmp_path: Path, model_dir: Path) -> Iterator[dict[str, str]]:
         PEERLEARN_API_PORT=str(free_port()),
         PEERLEARN_TEMPORAL_PORT=str(free_port()),
         PEERLEARN_TEMPORAL_UI_PORT=str(free_port()),
+        PEERLEARN_MAIL_CATCHER_PORT=str(free_port()),
         PEERLEARN_MODEL_DIR=str(model_dir),
         PEERLEARN_LOAD_DEMO="false",
     )
