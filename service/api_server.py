@@ -20,7 +20,7 @@ def _cmd(args: argparse.Namespace) -> int:
     os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
     settings = get_settings()
     uvicorn.run(
-        "api.main:create_app",
+        "api.main:create_served_app",  # loads the model before the port opens
         factory=True,
         host=args.host or settings.api_host,
         port=args.port or settings.api_port,
