@@ -4,13 +4,16 @@ One process polls ``settings.task_queue`` for both the cycle workflows and
 every activity (database, webhooks, the miner). Run as many as you like
 against one Temporal server: they share the queue, which is how mining fans
 out across machines. /health knows a worker is alive from Temporal's own
-poller list (DescribeTaskQueue), so no heartbeat table is needed.
+poller list (DescribeTaskQueue) and, because that list lags by up to ~90 s,
+from a liveness row each worker writes every few seconds
+(:mod:`peerlearn.heartbeats`): a frozen worker is named within ~15 s.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import logging
 import os
 import signal
@@ -18,10 +21,11 @@ import socket
 from datetime import timedelta
 from typing import Any
 
+import psycopg
 from temporalio.worker import Worker
 from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
 
-from peerlearn import db
+from peerlearn import db, heartbeats
 from peerlearn.settings import Settings, get_settings
 
 log = logging.getLogger("peerlearn.worker")
@@ -42,6 +46,39 @@ def worker_identity() -> str:
     return f"peerlearn-worker-{os.getpid()}@{socket.gethostname()}"
 
 
+async def keep_beating(conninfo: str, identity: str, task_queue: str) -> None:
+    """Upsert this worker's liveness row every few seconds until cancelled, then
+    delete it (a graceful stop is not a hang). See :mod:`peerlearn.heartbeats`.
+
+    It runs on the worker's event loop on purpose: a loop too blocked to beat is
+    a worker too blocked to poll. Its own connection, not the pool: ten busy
+    activities holding every pooled connection must not look like a hang.
+    """
+    conn: psycopg.AsyncConnection[Any] | None = None
+    try:
+        while True:
+            try:
+                if conn is None or conn.closed:
+                    conn = await psycopg.AsyncConnection.connect(
+                        conninfo, autocommit=True, connect_timeout=5
+                    )
+                    reaped = await heartbeats.reap_dead_on_this_host(conn)
+                    if reaped:
+                        log.info("forgot dead workers on this host: %s", ", ".join(reaped))
+                await heartbeats.beat(conn, identity, task_queue)
+            except psycopg.Error as exc:  # the database is down: /health says so itself
+                log.warning("worker heartbeat not written: %s", exc)
+                if conn is not None:
+                    await conn.close()
+                conn = None
+            await asyncio.sleep(heartbeats.BEAT_EVERY_S)
+    finally:
+        if conn is not None and not conn.closed:
+            with contextlib.suppress(psycopg.Error):
+                await heartbeats.forget(conn, identity)
+            await conn.close()
+
+
 async def run_worker(settings: Settings, stop: asyncio.Event) -> None:
     """Poll until ``stop`` is set, then finish in-flight tasks (bounded) and return."""
     from activities import all_activities
@@ -52,6 +89,8 @@ async def run_worker(settings: Settings, stop: asyncio.Event) -> None:
     db.wait_for_database(conninfo)
     client = await connect(settings)
     pool = await db.open_pool(conninfo, min_size=1, max_size=10)
+    identity = worker_identity()
+    beating = asyncio.create_task(keep_beating(conninfo, identity, settings.task_queue))
     try:
         activities: list[Any] = list(all_activities(pool, settings))
         worker = Worker(
@@ -60,7 +99,7 @@ async def run_worker(settings: Settings, stop: asyncio.Event) -> None:
             workflows=list(ALL_WORKFLOWS),
             activities=activities,
             workflow_runner=sandbox_runner(),
-            identity=worker_identity(),
+            identity=identity,
             graceful_shutdown_timeout=timedelta(seconds=10),
             # Eager activities go straight back to the worker that ran the workflow
             # task: measured with bench/scaleout.py, all 28 encode batches of a mining
@@ -87,6 +126,9 @@ async def run_worker(settings: Settings, stop: asyncio.Event) -> None:
             await stop.wait()
         log.info("worker stopped")
     finally:
+        beating.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await beating
         await pool.close()
 
 

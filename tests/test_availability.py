@@ -28,6 +28,7 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 import httpx
+import psycopg
 import pytest_asyncio
 from temporalio.testing import WorkflowEnvironment
 
@@ -74,10 +75,7 @@ def _spawn(args: list[str], env: dict[str, str], log: Path) -> subprocess.Popen[
 
 @pytest_asyncio.fixture(loop_scope="session", scope="module")
 async def procs(
-    temporal_env: WorkflowEnvironment,
-    database_url: str,
-    model_dir: Path,
-    tmp_path_factory,
+    temporal_env: WorkflowEnvironment, database_url: str, model_dir: Path, tmp_path_factory
 ) -> AsyncIterator[Procs]:
     logs = tmp_path_factory.mktemp("availability")
     port = free_port()
@@ -164,9 +162,7 @@ async def test_first_search_after_start_does_not_stall_health(procs: Procs) -> N
         f"/health max {max(health_latencies):.2f}s over {len(health_latencies)} calls"
     )
     # Before the fix the model loaded on the first search: ~46 s, /health silent ~13 s.
-    assert search_s < 10.0, (
-        f"the first search took {search_s:.1f}s: the model loaded on it"
-    )
+    assert search_s < 10.0, f"the first search took {search_s:.1f}s: the model loaded on it"
     assert max(health_latencies) < 3.0, health_latencies
 
 
@@ -183,10 +179,68 @@ async def test_docs_and_redoc_need_no_other_host(procs: Procs) -> None:
             assets = re.findall(r"""(?:src|href)=["']([^"']+)["']""", html)
             assert any(a.endswith(".js") for a in assets), assets
             for asset in assets:
-                assert asset.startswith("/"), (
-                    f"{page}: {asset} is not served by the API"
-                )
+                assert asset.startswith("/"), f"{page}: {asset} is not served by the API"
                 got = await http.get(asset)
                 assert got.status_code == 200 and len(got.content) > 100, asset
         spec = await http.get("/openapi.json")
         assert spec.status_code == 200 and spec.json()["info"]["title"] == "peerlearn"
+
+
+async def _health(http: httpx.AsyncClient) -> dict[str, object]:
+    r = await http.get("/health")
+    body: dict[str, object] = r.json()
+    return body
+
+
+def _worker_component(body: dict[str, object]) -> dict[str, str]:
+    comps = body["components"]
+    assert isinstance(comps, dict)
+    worker: dict[str, str] = comps["worker"]
+    return worker
+
+
+async def _wait_worker(http: httpx.AsyncClient, want: str, within_s: float) -> tuple[float, str]:
+    t0 = time.monotonic()
+    detail = ""
+    while time.monotonic() - t0 < within_s:
+        w = _worker_component(await _health(http))
+        detail = w["detail"]
+        if w["status"] == want:
+            return time.monotonic() - t0, detail
+        await asyncio.sleep(0.5)
+    raise AssertionError(f"worker not {want} within {within_s:.0f}s: {detail}")
+
+
+async def test_a_frozen_worker_is_named_within_20s(procs: Procs) -> None:
+    await _wait_for_port(procs)
+    pid = procs.worker.pid
+    async with httpx.AsyncClient(base_url=procs.api_url, timeout=30) as http:
+        await _wait_worker(http, "ok", START_TIMEOUT_S)
+        os.kill(pid, signal.SIGSTOP)
+        try:
+            took, detail = await _wait_worker(http, "failing", 20.0)
+            print(f"SIGSTOP detected after {took:.1f}s: {detail}")
+            assert f"peerlearn-worker-{pid}@" in detail and "not reported" in detail
+            r = await http.get("/health")
+            assert r.status_code == 503
+        finally:
+            os.kill(pid, signal.SIGCONT)
+        took, _ = await _wait_worker(http, "ok", 20.0)
+        print(f"ok again {took:.1f}s after SIGCONT")
+
+
+async def test_a_graceful_stop_removes_the_liveness_row(procs: Procs) -> None:
+    pid = procs.worker.pid
+
+    def rows() -> int:
+        with psycopg.connect(procs.database_url) as conn:
+            row = conn.execute(
+                "SELECT count(*) FROM worker_heartbeats WHERE pid = %s", (pid,)
+            ).fetchone()
+            assert row is not None
+            return int(row[0])
+
+    assert rows() == 1
+    os.killpg(pid, signal.SIGTERM)
+    procs.worker.wait(60)
+    assert rows() == 0

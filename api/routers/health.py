@@ -3,7 +3,10 @@
 Each check has its own short timeout and they run concurrently, so a dead
 Temporal server costs one timeout, not a hung probe. The worker check asks
 Temporal which pollers it has seen on the task queue (DescribeTaskQueue), so
-it works with any number of workers on any machines, with no heartbeat table.
+it works with any number of workers on any machines. That list keeps a frozen
+worker for up to ~90 s, so the check also reads the liveness rows the
+``peerlearn worker`` processes write every few seconds
+(:mod:`peerlearn.heartbeats`): a worker whose row went stale is named as hung.
 """
 
 from __future__ import annotations
@@ -21,7 +24,7 @@ from temporalio.api.taskqueue.v1 import TaskQueue
 from temporalio.api.workflowservice.v1 import DescribeNamespaceRequest, DescribeTaskQueueRequest
 from temporalio.client import Client
 
-from peerlearn import db
+from peerlearn import db, heartbeats
 from peerlearn.settings import Settings
 
 router = APIRouter(tags=["health"])
@@ -63,7 +66,29 @@ async def check_temporal(request: Request, settings: Settings) -> str:
     return f"namespace {resp.namespace_info.name!r} at {settings.temporal_target}"
 
 
+async def _hung_workers(request: Request, settings: Settings) -> tuple[list[str], set[str]]:
+    """(why each recently seen worker is hung, every identity known to be silent).
+
+    A row stale for longer than FORGET_AFTER_S no longer fails the check (that
+    host is gone), but its identity still never counts as a live poller.
+    """
+    pool = request.app.state.pool
+    async with pool.connection(timeout=CHECK_TIMEOUT_S) as conn:
+        rows = await heartbeats.beats(conn, settings.task_queue)
+    silent = [b for b in rows if b.age_s > heartbeats.STALE_AFTER_S]
+    hung = [
+        f"worker {b.identity} has not reported for {b.age_s:.0f}s (frozen, stopped or killed; "
+        f"pid {b.pid} on {b.host})"
+        for b in silent
+        if b.age_s <= heartbeats.FORGET_AFTER_S
+    ]
+    return hung, {b.identity for b in silent}
+
+
 async def check_worker(request: Request, settings: Settings) -> str:
+    hung, silent = await _hung_workers(request, settings)
+    if hung:
+        raise RuntimeError("; ".join(hung))
     client = await _temporal_client(request, settings)
     now = datetime.now(UTC)
     seen: dict[str, float] = {}
@@ -79,7 +104,7 @@ async def check_worker(request: Request, settings: Settings) -> str:
         for p in resp.pollers:
             age = (now - p.last_access_time.ToDatetime(tzinfo=UTC)).total_seconds()
             seen[p.identity] = min(age, seen.get(p.identity, age))
-    live = sorted(i for i, age in seen.items() if age <= WORKER_SEEN_WITHIN_S)
+    live = sorted(i for i, age in seen.items() if age <= WORKER_SEEN_WITHIN_S and i not in silent)
     if not live:
         raise RuntimeError(
             f"no worker has polled task queue {settings.task_queue!r} in the last "
