@@ -75,7 +75,7 @@ async def visible_cycle(
             "cancel_reason": st.cancel_reason,
             "time_zone": st.time_zone,
         }
-    principal.check_programme(row["programme_id"])
+    principal.check_cycle(cycle_id, row["programme_id"])
     return row
 
 

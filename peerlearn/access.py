@@ -78,9 +78,29 @@ class Principal:
         return None if self.all_programmes else sorted(self.programmes)
 
     def check_programme(self, programme_id: str) -> None:
-        """Raise :class:`Forbidden` outside the grant."""
+        """Raise :class:`NotFound` outside the grant, worded as for an unknown id."""
         if not self.can_see(programme_id):
-            raise Forbidden(f"this key has no grant for programme {programme_id!r}")
+            raise programme_not_found(programme_id)
+
+    def check_cycle(self, cycle_id: str, programme_id: str) -> None:
+        """A cycle of a programme outside the grant is :class:`NotFound`, worded
+        as for an unknown cycle: its programme is never named."""
+        if not self.can_see(programme_id):
+            raise NotFound(f"cycle {cycle_id!r} not found")
+
+    @property
+    def notes_organisation(self) -> str | None:
+        """The only author organisation whose raw notes this key may read.
+
+        Partners are the learners: in their programmes they read the mined
+        output (themes, practices, search, the theme map, reports, exports),
+        but of the raw notes only their own organisation's. None: every note
+        in the grant (managers, analysts, admins)."""
+        return self.organisation if self.role is Role.partner else None
+
+    def may_read_note_of(self, organisation_id: str) -> bool:
+        own = self.notes_organisation
+        return own is None or own == organisation_id
 
     def check_organisation(
         self, organisation_id: str, partners: Container[str] | None = None

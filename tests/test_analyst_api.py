@@ -174,12 +174,16 @@ async def test_grant_filters_everything(client: httpx.AsyncClient, database_url:
     assert themes and all(t["programmes"] == 1 for t in themes)
     hits = (await client.get("/v1/search", params={"q": "kryzys"}, headers=analyst)).json()
     assert all(h["programme_id"] == "cities" for h in hits["items"])
-    forbidden = await client.get("/v1/themes", params={"programme": "greentech"}, headers=analyst)
-    assert forbidden.status_code == 403
+    hidden = await client.get("/v1/themes", params={"programme": "greentech"}, headers=analyst)
+    unknown = await client.get("/v1/themes", params={"programme": "nowhere"}, headers=analyst)
+    assert hidden.status_code == unknown.status_code == 404
     run = await client.post("/v1/mining-runs", json={"scope": "cities"}, headers=analyst)
     assert run.status_code == 403
+    # a cycle of another programme answers like an unknown one: its programme is not named
     rep = await client.get("/v1/reports/cycles/gt-1", headers=analyst)
-    assert rep.status_code == 403
+    ghost = await client.get("/v1/reports/cycles/gt-404", headers=analyst)
+    assert rep.status_code == ghost.status_code == 404
+    assert "greentech" not in rep.text and rep.json()["detail"] == "cycle 'gt-1' not found"
 
 
 async def test_mining_run_api(client: httpx.AsyncClient) -> None:

@@ -172,22 +172,24 @@ async def test_every_v1_route_needs_a_key(app: FastAPI, client: httpx.AsyncClien
     assert checked >= 3
 
 
-# --- 403 --------------------------------------------------------------------------
+# --- 403 / 404 --------------------------------------------------------------------------
 
 
 async def test_grant_and_role_are_enforced(client: httpx.AsyncClient, database_url: str) -> None:
     analyst = key_headers(database_url, "analyst", ["p1", "p2"])
     r = await client.get("/v1/probe/programmes/p1", headers=analyst)
     assert r.status_code == 200 and r.json()["filter"] == ["p1", "p2"]
+    # outside the grant: 404 worded exactly like an unknown programme
     r = await client.get("/v1/probe/programmes/p3", headers=analyst)
-    assert r.status_code == 403 and r.headers["content-type"].startswith(PROBLEM)
+    assert r.status_code == 404 and r.headers["content-type"].startswith(PROBLEM)
+    assert r.json()["detail"] == "programme 'p3' not found"
     # analysts do not start cycles
     r = await client.post("/v1/probe/programmes/p1/cycles", headers=analyst)
     assert r.status_code == 403 and "manager" in r.json()["detail"]
 
     manager = key_headers(database_url, "manager", ["p1"])
     assert (await client.post("/v1/probe/programmes/p1/cycles", headers=manager)).status_code == 200
-    assert (await client.post("/v1/probe/programmes/p2/cycles", headers=manager)).status_code == 403
+    assert (await client.post("/v1/probe/programmes/p2/cycles", headers=manager)).status_code == 404
 
     admin = admin_headers(database_url)
     r = await client.get("/v1/probe/programmes/anything", headers=admin)
@@ -202,7 +204,7 @@ async def test_partner_submits_only_for_its_own_organisation(
     assert (await client.post(url.format(p="p1", o="org-a"), headers=partner)).status_code == 200
     r = await client.post(url.format(p="p1", o="org-b"), headers=partner)
     assert r.status_code == 403 and "org-a" in r.json()["detail"]
-    assert (await client.post(url.format(p="p2", o="org-a"), headers=partner)).status_code == 403
+    assert (await client.post(url.format(p="p2", o="org-a"), headers=partner)).status_code == 404
     # a partner key for an organisation that is not a partner of the programme
     outsider = key_headers(database_url, "partner", ["p1"], organisation="org-z")
     r = await client.post(url.format(p="p1", o="org-z"), headers=outsider)

@@ -48,9 +48,11 @@ async def download_original(
 ) -> Response:
     """The original document of a note submitted as a file upload."""
     async with pool.connection() as conn, conn.cursor(row_factory=dict_row) as cur:
-        await cur.execute("SELECT cycle_id FROM notes WHERE id = %s", (note_id,))
+        await cur.execute(
+            "SELECT cycle_id, author_organisation FROM notes WHERE id = %s", (note_id,)
+        )
         note = await cur.fetchone()
-    if note is None:
+    if note is None or not principal.may_read_note_of(note["author_organisation"]):
         raise Problem(404, f"note {note_id!r} not found")
     await cycle_ops.visible_cycle(
         pool, getattr(request.app.state, "temporal", None), note["cycle_id"], principal

@@ -146,10 +146,9 @@ async def get_run(
         row = await cur.fetchone()
     if row is None:
         raise Problem(404, f"no mining run {run_id!r}")
-    if row["scope"] != "all":
-        principal.check_programme(row["scope"])
-    elif principal.programme_filter() is not None:
-        raise Problem(404, f"no mining run {run_id!r}")
+    scope = row["scope"]
+    if not (principal.all_programmes if scope == "all" else principal.can_see(scope)):
+        raise Problem(404, f"no mining run {run_id!r}")  # as unknown: no programme named
     out = _row(row)
     client = getattr(request.app.state, "temporal", None)
     if row["status"] == "running" and client is not None:

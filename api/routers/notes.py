@@ -166,6 +166,9 @@ async def list_notes(
     )
     sql = "SELECT * FROM notes WHERE cycle_id = %s"
     params: list[Any] = [cycle_id]
+    if principal.notes_organisation is not None:  # partners: their own raw notes only
+        sql += " AND author_organisation = %s"
+        params.append(principal.notes_organisation)
     if meeting_id:
         sql += " AND meeting_id = %s"
         params.append(meeting_id)

@@ -18,6 +18,7 @@ from api.deps import Pool
 from api.problems import Problem
 from api.schemas_cycles import Programme, ProgrammeCreate, ProgrammePage
 from peerlearn import eventstore
+from peerlearn.access import programme_not_found
 
 router = APIRouter(prefix="/v1/programmes", tags=["programmes"])
 
@@ -80,5 +81,5 @@ async def get_programme(
     principal.check_programme(programme_id)
     row = await programme_row(pool, programme_id)
     if row is None:
-        raise Problem(404, f"programme {programme_id!r} not found")
+        raise programme_not_found(programme_id)
     return row

@@ -17,7 +17,7 @@ from psycopg.rows import dict_row
 
 from api.auth import CurrentPrincipal
 from api.deps import Pool
-from peerlearn.access import NotFound
+from peerlearn.access import programme_not_found
 from peerlearn.readside.report import Report, build_report, render_html, render_markdown
 
 router = APIRouter(prefix="/v1/reports", tags=["reports"])
@@ -68,5 +68,5 @@ async def programme_report(
             title=f"Lessons learnt — {prog['name']}" if prog else None,
         )
     if not report.themes and prog is None:
-        raise NotFound(f"no programme {programme_id!r} with mined notes")
+        raise programme_not_found(programme_id)
     return _respond(report, format)

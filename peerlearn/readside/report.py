@@ -525,6 +525,7 @@ async def build_report(
         )
         if programme_id is None:
             raise NotFound(f"cycle {cycle_id!r} not found")
+        principal.check_cycle(cycle_id, programme_id)
     if programme_id is None:
         raise NotFound("a report needs a cycle or a programme")
     principal.check_programme(programme_id)
