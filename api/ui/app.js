@@ -242,6 +242,10 @@ async function route() {
       show("cycles");
       focusHeading("#cycles-title");
       await viewCycles(seq);
+    } else if (top === "mail") {
+      show("mail");
+      focusHeading("#mail-title");
+      await viewMail(id, seq);
     } else {
       show("themes");
       await viewThemes(params, seq);
@@ -797,6 +801,60 @@ function initKeyDialog() {
     askForKey(`The API refused the request: ${e.message}`);
     setTimeout(() => (shown = false), 2000);
   });
+}
+
+// ---- caught mail (admins; GET /v1/mail) ----
+
+async function viewMail(id, seq) {
+  document.title = "Caught mail · peerlearn";
+  const tbody = $("#mail-table").tBodies[0];
+  const detail = $("#mail-detail");
+  tbody.replaceChildren(h("tr", {}, h("td", { colspan: 7, class: "muted" }, "Loading mail…")));
+  let page;
+  try {
+    page = await get("mail", { limit: 100 });
+  } catch (err) {
+    tbody.replaceChildren(h("tr", {}, h("td", { colspan: 7 }, errorBox(err))));
+    detail.replaceChildren();
+    return;
+  }
+  if (seq !== routeSeq) return;
+  const items = page.items || [];
+  if (!items.length) {
+    tbody.replaceChildren(h("tr", {}, h("td", { colspan: 7, class: "empty" }, "No mail caught yet. Cycles send invitations when they start.")));
+  } else {
+    fill(tbody, items.map((m) => h("tr", { "aria-current": String(m.id) === id ? "true" : null },
+      h("td", { class: "nowrap" }, fmtDate(m.received_at, { time: true })),
+      h("td", {}, m.to || (m.rcpt_to || []).join(", ")),
+      h("th", { scope: "row" }, h("a", { href: `#/mail/${m.id}` }, m.subject || "(no subject)")),
+      h("td", {}, humanise(m.kind || "—")),
+      h("td", {}, m.language ? langBadge(m.language) : "—"),
+      h("td", {}, m.calendar_method || "—"),
+      h("td", { title: "Receipts with this Message-ID: more than one means a re-send, which receivers deduplicate" },
+        String(m.copies)),
+    )));
+  }
+  if (!id) {
+    detail.replaceChildren();
+    return;
+  }
+  let m;
+  try {
+    m = await get(`mail/${encodeURIComponent(id)}`);
+  } catch (err) {
+    detail.replaceChildren(errorBox(err));
+    return;
+  }
+  if (seq !== routeSeq) return;
+  detail.replaceChildren(h("section", { class: "card", "aria-labelledby": "mail-detail-title" },
+    h("h2", { id: "mail-detail-title" }, m.subject || "(no subject)"),
+    h("p", { class: "muted small" }, `From ${m.from} to ${m.to} · ${fmtDate(m.received_at, { time: true })} · `,
+      h("span", { class: "mono" }, m.message_id || "no Message-ID")),
+    h("pre", { class: "mail-text" }, m.text || ""),
+    m.calendar ? h("details", {}, h("summary", {}, `Calendar part (METHOD:${m.calendar_method || "?"})`),
+      h("pre", { class: "mail-text mono" }, m.calendar)) : null,
+    (m.attachments || []).length ? h("p", { class: "muted small" }, `Attachments: ${m.attachments.join(", ")}`) : null,
+  ));
 }
 
 // ---- start ----
