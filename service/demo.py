@@ -1,7 +1,10 @@
 """The demo programme, loaded through the public HTTP API: ``peerlearn demo load``.
 
-Six cluster organisations writing in English, Swedish and Polish about the
-same five recurring topics, over two cycles, so the miner has cross-lingual
+Cluster organisations writing in English, Swedish, Polish and (since 2024)
+German about the same recurring topics: a history of four completed cycles
+from 2023 to 2025 (``demo_data/history.jsonl``, brought in through
+``POST /v1/imports`` with its real dates, so trends and recurrence across
+cycles show something) and two live cycles, so the miner has cross-lingual
 themes to find on a fresh ``make run``. Loading goes through the API (and so
 through the cycle workflows and the mining activities) rather than straight
 into tables: the demo then exercises the same path a real programme does.
@@ -107,7 +110,8 @@ def load(
     now: datetime | None = None,
     admin_token: str | None = None,
 ) -> dict[str, int]:
-    """Create the programme, start its cycles, mark meetings held, submit notes.
+    """Create the programme, import its history, start its live cycles, mark
+    meetings held, submit notes, mine.
 
     Returns counts. Safe to call again: existing objects are answered with
     409 (or found) and notes carry fixed idempotency keys.
@@ -121,6 +125,16 @@ def load(
         r = http.post("/v1/programmes", json=_programme_body(prog))
         _check(r, "create programme", ok=(200, 201, 409))
         counts["programmes"] += r.status_code in (200, 201)
+        # The past cycles, with their real dates, through the importer (idempotent:
+        # a second load imports nothing). Mined by the full run at the end.
+        history = resources.files("service.demo_data").joinpath("history.jsonl").read_bytes()
+        r = http.post(
+            "/v1/imports",
+            params={"mine": "false"},
+            content=history,
+            headers={"Content-Type": "application/x-ndjson"},
+        )
+        counts["history_notes"] = int(_check(r, "import the demo history", ok=(200, 201))["lines"])
         for cycle in data["cycles"]:
             r = http.post("/v1/cycles", json=_cycle_body(prog["id"], cycle, now))
             _check(r, f"start cycle {cycle['id']}", ok=(200, 201, 202, 409))
@@ -258,7 +272,9 @@ def _cmd_load(args: argparse.Namespace) -> int:
 
 
 def register(subparsers: Any) -> None:
-    p = subparsers.add_parser("demo", help="the demo programme (English, Swedish, Polish notes)")
+    p = subparsers.add_parser(
+        "demo", help="the demo programme (English, Swedish, Polish, German notes)"
+    )
     sub = p.add_subparsers(dest="demo_command", required=True, metavar="ACTION")
     load_p = sub.add_parser("load", help="load the demo programme through the HTTP API")
     load_p.add_argument("--api-url", help="default: the local API from PEERLEARN_API_HOST/PORT")

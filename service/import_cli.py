@@ -50,7 +50,15 @@ async def _import(args: argparse.Namespace, data: bytes) -> int:
             print(f"Temporal not reachable ({exc}); importing without mining", file=sys.stderr)
     pool = await db.open_pool(conninfo, min_size=1, max_size=2)
     try:
-        out = await run_import(pool, client, settings, data, principal=SYSTEM, filename=path.name)
+        out = await run_import(
+            pool,
+            client,
+            settings,
+            data,
+            principal=SYSTEM,
+            filename=path.name,
+            mine=client is not None,
+        )
     except Problem as exc:
         errors = exc.extra.get("errors") or []
         for e in errors:

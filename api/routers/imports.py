@@ -13,9 +13,9 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Request, Response, status
+from fastapi import APIRouter, Query, Request, Response, status
 from psycopg.rows import dict_row
 from psycopg_pool import AsyncConnectionPool
 from temporalio.client import Client
@@ -156,9 +156,10 @@ async def run_import(
     principal: Principal,
     filename: str | None = None,
     content_type: str | None = None,
+    mine: bool = True,
 ) -> dict[str, Any]:
     """Parse, authorise, write in one transaction, then start mining when
-    something changed. Shared by this router and ``peerlearn import``."""
+    something changed (and ``mine``). Shared by this router and ``peerlearn import``."""
     try:
         parsed = await asyncio.to_thread(
             importer.parse,
@@ -186,7 +187,7 @@ async def run_import(
             409, f"a programme of this file was created meanwhile ({exc}); retry"
         ) from exc
     runs: list[str] = []
-    if result.changed:
+    if result.changed and mine:
         for pid in result.programme_ids:
             run_id = await start_mining(pool, client, settings, pid)
             if run_id is not None:
@@ -215,6 +216,9 @@ async def create_import(
     response: Response,
     pool: Pool,
     settings: SettingsDep,
+    mine: Annotated[
+        bool, Query(description="Start a ThemeMining run per programme when notes were added")
+    ] = True,
     principal: Principal = require(Role.manager),
 ) -> dict[str, Any]:
     data, filename, ctype = await _read(request, settings)
@@ -228,6 +232,7 @@ async def create_import(
         principal=principal,
         filename=filename,
         content_type=ctype,
+        mine=mine,
     )
     if not out["changed"]:
         response.status_code = status.HTTP_200_OK
