@@ -116,6 +116,56 @@ class ProgrammeCreate(BaseModel):
         return v
 
 
+class ProgrammeUpdate(BaseModel):
+    """``PATCH /v1/programmes/{id}``: the fields given replace the stored ones
+    (a list replaces the whole list: send every partner with its contacts).
+    Partners may be added, never removed: cycles and notes refer to their ids."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "partners": [
+                        {
+                            "id": "vaxa",
+                            "name": "Växa Cluster",
+                            "country": "SE",
+                            "contacts": [
+                                {
+                                    "name": "Anna Berg",
+                                    "email": "anna.berg@vaxa.se",
+                                    "language": "sv",
+                                    "role": "coordinator",
+                                }
+                            ],
+                        }
+                    ],
+                    "facilitators": [
+                        {"name": "Max Weber", "email": "max@esca.org", "role": "manager"}
+                    ],
+                }
+            ]
+        }
+    )
+    name: str | None = Field(default=None, min_length=1, max_length=200)
+    description: str | None = Field(default=None, max_length=5000)
+    time_zone: str | None = None
+    partners: list[Partner] | None = Field(default=None, min_length=1)
+    facilitators: list[Facilitator] | None = None
+    languages: list[str] | None = None
+    webhook_url: AnyHttpUrl | None = None
+
+    @field_validator("time_zone")
+    @classmethod
+    def _zone(cls, v: str | None) -> str | None:
+        return None if v is None else ProgrammeCreate._zone(v)
+
+    @field_validator("partners")
+    @classmethod
+    def _unique_partners(cls, v: list[Partner] | None) -> list[Partner] | None:
+        return None if v is None else ProgrammeCreate._unique_partners(v)
+
+
 class Programme(BaseModel):
     id: str
     name: str

@@ -220,3 +220,30 @@ async def test_caught_mail_for_admins_only(ctx: Ctx) -> None:
     assert (await ctx.client.get("/v1/mail/999999")).status_code == 404
     manager = key_headers(ctx.database_url, "manager", ["any-programme"])
     assert (await ctx.client.get("/v1/mail", headers=manager)).status_code == 403
+
+
+async def test_programme_edit_route_changes_contacts(ctx: Ctx) -> None:
+    body = _programme_body()
+    assert (await ctx.client.post("/v1/programmes", json=body)).status_code == 201
+    url = f"/v1/programmes/{body['id']}"
+    partners = body["partners"]
+    partners[1]["contacts"] = [
+        {"name": "Jan Nowak", "email": "jan@lodz.pl", "language": "pl", "role": "host_contact"}
+    ]
+    r = await ctx.client.patch(url, json={"partners": partners})
+    assert r.status_code == 200, r.text
+    got = r.json()
+    assert got["partners"][1]["contacts"][0]["email"] == "jan@lodz.pl"
+    assert got["partners"][0]["contacts"] == CONTACTS  # the whole list was sent
+    assert got["facilitators"][0]["email"] == "max@esca.org"  # not sent: unchanged
+    assert got["version"] == 2
+    assert (await ctx.client.get(url)).json() == got
+    # partners cannot disappear; contacts are validated as on create
+    r = await ctx.client.patch(url, json={"partners": partners[:1]})
+    assert r.status_code == 422 and "lodz" in r.json()["detail"]
+    partners[1]["contacts"][0]["email"] = "jan@"
+    assert (await ctx.client.patch(url, json={"partners": partners})).status_code == 422
+    partner_key = key_headers(ctx.database_url, "partner", [body["id"]], organisation="vaxa")
+    r = await ctx.client.patch(url, json={"name": "x"}, headers=partner_key)
+    assert r.status_code == 403
+    assert (await ctx.client.patch("/v1/programmes/nope", json={"name": "x"})).status_code == 404

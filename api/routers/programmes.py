@@ -16,9 +16,10 @@ from api import auth
 from api.auth import CurrentPrincipal, Principal, Role, require
 from api.deps import Pool
 from api.problems import Problem
-from api.schemas_cycles import Programme, ProgrammeCreate, ProgrammePage
+from api.schemas_cycles import Programme, ProgrammeCreate, ProgrammePage, ProgrammeUpdate
 from peerlearn import eventstore
 from peerlearn.access import programme_not_found
+from peerlearn.events import EventType
 
 router = APIRouter(prefix="/v1/programmes", tags=["programmes"])
 
@@ -83,3 +84,40 @@ async def get_programme(
     if row is None:
         raise programme_not_found(programme_id)
     return row
+
+
+@router.patch("/{programme_id}", response_model=Programme, responses=_ERRORS)
+async def update_programme(
+    programme_id: str,
+    body: ProgrammeUpdate,
+    pool: Pool,
+    principal: Principal = require(Role.manager),
+) -> dict[str, Any]:
+    """Edit a programme: contacts and facilitators (who gets the cycles' e-mails),
+    partners (added, never removed), name, zone, webhook. Only the fields sent change."""
+    principal.check_programme(programme_id)
+    row = await programme_row(pool, programme_id)
+    if row is None:
+        raise programme_not_found(programme_id)
+    changes = body.model_dump(mode="json", exclude_unset=True)
+    if not changes:
+        return row
+    if "partners" in changes:
+        kept = {p["id"] for p in changes["partners"]}
+        dropped = sorted(p["id"] for p in row["partners"] if p["id"] not in kept)
+        if dropped:
+            raise Problem(
+                422, f"partners cannot be removed (cycles refer to them): {', '.join(dropped)}"
+            )
+    async with pool.connection() as conn, conn.transaction():
+        await eventstore.append(
+            conn,
+            stream_id=eventstore.programme_stream(programme_id),
+            type=EventType.PROGRAMME_UPDATED,
+            payload={"id": programme_id, **changes},
+            idempotency_key=f"programme:{programme_id}:updated:{uuid.uuid4().hex}",
+            occurred_at=datetime.now(UTC),
+        )
+    updated = await programme_row(pool, programme_id)
+    assert updated is not None
+    return updated
