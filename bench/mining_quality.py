@@ -142,7 +142,7 @@ def main() -> int:
     )
 
     from nlp.cache import FileCache
-    from nlp.debias import LanguageDebiaser
+    from nlp.debias import remove_group_means
     from nlp.model import ensure_model
     from nlp.pipeline import Miner
     from nlp.types import NoteIn
@@ -172,9 +172,7 @@ def main() -> int:
         results["k-means true k, raw"].append(
             {**metrics(km.tolist(), rows), "time": time.perf_counter() - t}
         )
-        deb = LanguageDebiaser()
-        means, g = deb.fit(X, detected)
-        Y = deb.transform(X, detected, means, g)
+        Y = remove_group_means(X, detected)  # the miner's rule (nlp.debias)
         t = time.perf_counter()
         km = KMeans(k, n_init=10, random_state=seed).fit_predict(Y)
         results["k-means true k, centred"].append(

@@ -26,7 +26,13 @@ class EmbeddingCache(Protocol):
     def put_many(self, items: dict[str, np.ndarray]) -> None: ...
 
 
-def content_hash(text: str, model_tag: str = "e5s-q") -> str:
+#: The embedding cache's model tag: multilingual-e5-small, ``query:`` prefix, version 1.
+#: It is part of every stored content hash (databases hold it): change it only
+#: when the model or the prefix changes, which invalidates every cached vector.
+CONTENT_TAG = "e5s-q1"
+
+
+def content_hash(text: str, model_tag: str = CONTENT_TAG) -> str:
     """Key of one text as embedded; the tag changes when the model or prefix does."""
     return hashlib.sha256(f"{model_tag}\x00{text}".encode()).hexdigest()
 

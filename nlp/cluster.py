@@ -14,6 +14,8 @@ import math
 
 import numpy as np
 
+from nlp.types import EMBEDDING_DIM
+
 
 def _normalise(x: np.ndarray) -> np.ndarray:
     n = np.linalg.norm(x, axis=1, keepdims=True)
@@ -69,7 +71,7 @@ class Clusterer:
         n = len(Y)
         if n == 0:
             return np.zeros(0, np.int64), np.zeros(
-                (0, Y.shape[1] if Y.ndim == 2 else 384), np.float32
+                (0, Y.shape[1] if Y.ndim == 2 else EMBEDDING_DIM), np.float32
             )
         if n < 2 * self.min_size:
             return np.zeros(n, np.int64), _normalise(Y.mean(0, keepdims=True))

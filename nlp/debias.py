@@ -1,11 +1,25 @@
-"""Removing the language signal from multilingual embeddings.
+"""Removing the language signal from multilingual embeddings: the ONE rule.
 
 Measured on SIB-200 and on our own notes: raw multilingual-e5-small vectors
-group by language before topic. We subtract, per language, a shrunk language
-mean (languages with few statements move little, so a lone Estonian note is not
-erased into the origin) plus the global mean, then optionally project out the
-subspace spanned by the language offsets, and re-normalise. The means are kept
-in the ``ThemeModel`` so new statements are transformed the same way.
+group by language before topic. The rule, used by the miner, by the stored
+theme-map projection and by the API's map, is:
+
+* subtract, per group (language), a *shrunk* group mean
+  ``g + n/(n+shrink)·(mean_group − g)`` where ``g`` is the global mean: a
+  language with few statements moves little, so a lone Estonian note is not
+  erased into the origin; a group unseen at fit time gets ``g`` alone;
+* optionally project out the subspace spanned by the group offsets
+  (off by default: plain centring did as well or better on SIB-200);
+* re-normalise to unit rows, so cosine stays a dot product.
+
+The fitted means are stored in the ``ThemeModel`` so statements that arrive
+later are transformed the same way (``LanguageDebiaser.transform``).
+
+Public API (small on purpose, everyone calls these):
+
+* ``remove_group_means(vectors, groups, shrink=10.0) -> (n, d) unit rows``
+* ``map_coordinates(vectors, languages) -> ((n, 2) coords, explained)``
+* ``LanguageDebiaser`` (fit/transform, for the miner's stored model)
 """
 
 from __future__ import annotations
@@ -14,32 +28,90 @@ from collections.abc import Sequence
 
 import numpy as np
 
+#: Prior weight of the global mean in each group's mean (in statements).
+DEFAULT_SHRINK = 10.0
+
 
 def _normalise(x: np.ndarray) -> np.ndarray:
     n = np.linalg.norm(x, axis=1, keepdims=True)
     return (x / np.maximum(n, 1e-12)).astype(np.float32)
 
 
+def fit_group_means(
+    X: np.ndarray, groups: Sequence[str], shrink: float = DEFAULT_SHRINK
+) -> tuple[dict[str, np.ndarray], np.ndarray]:
+    """Per-group vectors to subtract (shrunk towards the global mean) and the global mean."""
+    X = np.asarray(X, dtype=np.float32)
+    g = X.mean(0) if len(X) else np.zeros(X.shape[1] if X.ndim == 2 else 0, np.float32)
+    G = np.asarray(list(groups))
+    means: dict[str, np.ndarray] = {}
+    for grp in sorted(set(groups)):
+        m = np.equal(G, grp)
+        n = int(m.sum())
+        w = n / (n + shrink)
+        means[grp] = (g + w * (X[m].mean(0) - g)).astype(np.float32)
+    return means, g.astype(np.float32)
+
+
+def remove_group_means(
+    vectors: np.ndarray, groups: Sequence[str], *, shrink: float = DEFAULT_SHRINK
+) -> np.ndarray:
+    """Fit and apply the miner's rule in one go: (n, d) float32 unit rows.
+
+    ``groups`` is aligned with ``vectors`` (usually the statement languages).
+    """
+    X = np.asarray(vectors, dtype=np.float32)
+    if len(X) == 0:
+        return X.reshape(0, X.shape[1] if X.ndim == 2 else 0)
+    means, g = fit_group_means(X, groups, shrink)
+    return _normalise(X - np.stack([means[grp] for grp in groups]))
+
+
+def map_coordinates(
+    vectors: np.ndarray, languages: Sequence[str]
+) -> tuple[np.ndarray, list[float]]:
+    """2-D map of statements: PCA of the de-biased vectors (topics, not languages).
+
+    Returns ``(coords, explained)``: coords (n, 2) float64 scaled so the largest
+    absolute coordinate is 1; each axis' sign fixed (largest loading positive)
+    so the map does not flip between data versions; ``explained`` is the share
+    of variance on each axis. Fewer than three statements: all zeros.
+    """
+    n = len(vectors)
+    if n < 3:
+        return np.zeros((n, 2)), [0.0, 0.0]
+    x = remove_group_means(vectors, languages).astype(np.float64)
+    x -= x.mean(axis=0)
+    _, s, vt = np.linalg.svd(x, full_matrices=False)
+    comps = vt[:2]
+    signs = np.sign(comps[np.arange(len(comps)), np.abs(comps).argmax(axis=1)])
+    comps = comps * np.where(signs == 0, 1.0, signs)[:, None]
+    coords = x @ comps.T
+    if coords.shape[1] < 2:
+        coords = np.hstack([coords, np.zeros((n, 2 - coords.shape[1]))])
+    scale = float(np.abs(coords).max())
+    coords = coords / (scale if scale > 0 else 1.0)
+    var = s**2
+    tot = float(var.sum())
+    explained = [float(v / tot) if tot > 0 else 0.0 for v in var[:2]]
+    explained += [0.0] * (2 - len(explained))
+    return coords, explained
+
+
 class LanguageDebiaser:
-    def __init__(self, shrink: float = 10.0, project: bool = True) -> None:
+    """The rule as a fitted transform, so the miner can store and re-apply it."""
+
+    def __init__(self, shrink: float = DEFAULT_SHRINK, project: bool = False) -> None:
         self.shrink = shrink
         self.project = project
 
     def fit(self, X: np.ndarray, langs: Sequence[str]) -> tuple[dict[str, np.ndarray], np.ndarray]:
         """Per-language vectors to subtract, and the global mean (for unseen languages)."""
-        X = np.asarray(X, dtype=np.float32)
-        g = X.mean(0) if len(X) else np.zeros(X.shape[1], np.float32)
-        L = np.asarray(langs)
-        means: dict[str, np.ndarray] = {}
-        for lang in sorted(set(langs)):
-            m = np.equal(L, lang)
-            n = int(m.sum())
-            w = n / (n + self.shrink)
-            means[lang] = (g + w * (X[m].mean(0) - g)).astype(np.float32)
-        return means, g.astype(np.float32)
+        return fit_group_means(X, langs, self.shrink)
 
     @staticmethod
     def basis(means: dict[str, np.ndarray], g: np.ndarray) -> np.ndarray | None:
+        """Orthonormal rows spanning the language offsets (None with fewer than two)."""
         if len(means) < 2:
             return None
         offs = np.stack([v - g for v in means.values()])

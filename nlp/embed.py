@@ -22,9 +22,10 @@ from typing import Any, Protocol
 import numpy as np
 
 from nlp.cache import EmbeddingCache, content_hash
+from nlp.types import EMBEDDING_DIM
 
 PREFIX = "query: "
-DIM = 384
+DIM = EMBEDDING_DIM  # kept as a name: the backends' ``dim`` attribute reads better
 
 
 class Embedder(Protocol):

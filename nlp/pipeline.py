@@ -1,9 +1,10 @@
 """The miner: notes in, themes out. A plain library (no Temporal, no database).
 
-Stages, each a small swappable object: ``LanguageIdentifier`` →
-``Segmenter`` → lemmas (``nlp.lexicon``) → ``CachedEncoder`` (any
-``Embedder``) → ``LanguageDebiaser`` → ``Clusterer`` → stable ids, labels,
-representatives, kinds and recurrence (``nlp.themes``, ``nlp.kinds``).
+Stages, each a small object behind a narrow Protocol (``nlp.stages``), passed
+to ``Miner`` or defaulted: language identifier → segmenter → lemmas
+(``nlp.lexicon``) → ``CachedEncoder`` (any ``Embedder``) → debiaser →
+clusterer → kind classifier → labeller; then stable ids, representatives,
+practices and recurrence (``nlp.themes``).
 """
 
 from __future__ import annotations
@@ -17,23 +18,35 @@ from typing import Any
 
 import numpy as np
 
-from nlp.cache import EmbeddingCache, InMemoryCache, content_hash
+from nlp.cache import CONTENT_TAG, EmbeddingCache, InMemoryCache, content_hash
 from nlp.cluster import Clusterer
-from nlp.debias import LanguageDebiaser
 from nlp.embed import CachedEncoder, Embedder, make_embedder
 from nlp.kinds import KindClassifier
 from nlp.langid import LanguageIdentifier
 from nlp.lexicon import content_lemmas
 from nlp.segment import Segmenter
-from nlp.themes import (
-    PRACTICE_KINDS,
-    make_label,
-    match_themes,
-    merge_keyphrases,
-    multilingual_keyphrases,
-    recurrence,
+from nlp.stages import (
+    ClustererStage,
+    DebiaserStage,
+    DebiasState,
+    KeyphraseLabeller,
+    KindStage,
+    LabellerStage,
+    LanguageStage,
+    SegmenterStage,
+    StatementDebiaser,
 )
-from nlp.types import MiningResult, NoteIn, Statement, ThemeChange, ThemeModel, ThemeSummary
+from nlp.themes import match_themes, recurrence
+from nlp.types import (
+    EMBEDDING_DIM,
+    PRACTICE_KINDS,
+    MiningResult,
+    NoteIn,
+    Statement,
+    ThemeChange,
+    ThemeModel,
+    ThemeSummary,
+)
 
 Progress = Callable[[str, int, int], None]
 
@@ -57,28 +70,52 @@ class MinerConfig:
 
 
 class Miner:
+    """Runs the stages; every stage argument left ``None`` gets its default.
+
+    The defaults are built from ``config`` (granularity, shrink, ...); an
+    injected stage is used as given, so its own settings win.
+    """
+
     def __init__(
         self,
         embedder: Embedder | None,
         config: MinerConfig | None = None,
         cache: EmbeddingCache | None = None,
         encoder_factory: Callable[[], Embedder] | None = None,
+        *,
+        language: LanguageStage | None = None,
+        segmenter: SegmenterStage | None = None,
+        debiaser: DebiaserStage | None = None,
+        clusterer: ClustererStage | None = None,
+        kinds: KindStage | None = None,
+        labeller: LabellerStage | None = None,
     ) -> None:
         self.config = config or MinerConfig()
         self._embedder = embedder
         self._factory = encoder_factory
         self.cache: EmbeddingCache = cache if cache is not None else InMemoryCache()
-        self.langid = LanguageIdentifier()
-        self.segmenter = Segmenter()
-        self.debiaser = LanguageDebiaser(self.config.debias_shrink, self.config.debias_project)
-        self.clusterer = Clusterer(
-            granularity=self.config.granularity,
-            min_size=self.config.min_theme_size,
-            outlier_threshold=self.config.outlier_threshold,
+        self.langid: LanguageStage = language if language is not None else LanguageIdentifier()
+        self.segmenter: SegmenterStage = segmenter if segmenter is not None else Segmenter()
+        self.debiaser: DebiaserStage = (
+            debiaser
+            if debiaser is not None
+            else StatementDebiaser(self.config.debias_shrink, self.config.debias_project)
         )
-        self.kinds = KindClassifier(encode=self._encode_raw)
+        self.clusterer: ClustererStage = (
+            clusterer
+            if clusterer is not None
+            else Clusterer(
+                granularity=self.config.granularity,
+                min_size=self.config.min_theme_size,
+                outlier_threshold=self.config.outlier_threshold,
+            )
+        )
+        self.kinds: KindStage = kinds if kinds is not None else KindClassifier(self._encode_raw)
+        self.labeller: LabellerStage = (
+            labeller if labeller is not None else KeyphraseLabeller(self.config.keyphrases)
+        )
         self._encoder: CachedEncoder | None = None
-        self.tag = "e5s-q1"
+        self.tag = CONTENT_TAG
 
     @classmethod
     def from_model_dir(
@@ -116,8 +153,8 @@ class Miner:
     def warm(self) -> None:
         """Load everything a first call would (detector, model, prototypes, lemmatiser)."""
         self.langid.warm()
-        self.kinds._prototypes()
-        self.segment([NoteIn(id="warm", text="We learned a lot. Vi lärde oss mycket.")])
+        sts = self.segment([NoteIn(id="warm", text="We learned a lot. Vi lärde oss mycket.")])
+        self.classify(sts, self.embed(sts))
 
     # -- stage 1-3 ------------------------------------------------------------
     def segment(self, notes: Sequence[NoteIn], unit: str = "note") -> list[Statement]:
@@ -180,7 +217,7 @@ class Miner:
         self, statements: Sequence[Statement], progress: Callable[[int, int], None] | None = None
     ) -> np.ndarray:
         if not statements:
-            return np.zeros((0, 384), dtype=np.float32)
+            return np.zeros((0, EMBEDDING_DIM), dtype=np.float32)
         return self.encoder.encode(
             [s.text for s in statements],
             keys=[s.content_hash for s in statements],
@@ -214,9 +251,8 @@ class Miner:
         if progress:
             progress("cluster", 0, 1)
         t = time.perf_counter()
-        langs = [s.language for s in statements]
-        means, g = self.debiaser.fit(X, langs)
-        Y = self.debiaser.transform(X, langs, means, g)
+        state = self.debiaser.fit(X, statements)
+        Y = self.debiaser.transform(X, statements, state)
         labels, centroids = self.clusterer.fit(Y, seed=seed)
         timings["cluster"] = time.perf_counter() - t
         t = time.perf_counter()
@@ -246,9 +282,9 @@ class Miner:
             theme_ids=[ids[i] for i in order],
             centroids=np.asarray(centroids, dtype=np.float32)[order]
             if len(order)
-            else np.zeros((0, X.shape[1] if X.ndim == 2 else 384), np.float32),
-            language_means=means,
-            global_mean=g,
+            else np.zeros((0, X.shape[1] if X.ndim == 2 else EMBEDDING_DIM), np.float32),
+            language_means=state.language_means,
+            global_mean=state.global_mean,
             threshold=self._threshold(Y, labels, centroids),
             members={ids[i]: [hashes[j] for j in clusters[i]] for i in order},
             labels={t.id: t.label for t in themes},
@@ -256,8 +292,9 @@ class Miner:
             seed=seed,
             params={
                 "granularity": self.config.granularity,
-                "project": self.config.debias_project,
+                "project": state.project,
                 "tag": self.tag,
+                **({"debias": state.params()} if state.extra else {}),
             },
         )
         timings["themes"] = time.perf_counter() - t
@@ -291,11 +328,7 @@ class Miner:
         centroids: np.ndarray,
     ) -> list[ThemeSummary]:
         cfg = self.config
-        docs = {
-            cid: [(statements[i].language, statements[i].lemmas) for i in members]
-            for cid, members in zip(ids, clusters, strict=True)
-        }
-        per_lang = multilingual_keyphrases(docs, top=cfg.keyphrases)
+        texts = self.labeller.describe(statements, clusters)
         out: list[ThemeSummary] = []
         for ci, (cid, members) in enumerate(zip(ids, clusters, strict=True)):
             sts = [statements[i] for i in members]
@@ -308,13 +341,6 @@ class Miner:
                 idx.sort(key=lambda j: (-float(sims[j]), sts[j].id))
                 reps[lang] = [sts[j].id for j in idx[: cfg.representatives]]
                 rep_texts[lang] = [sts[j].text for j in idx[: cfg.representatives]]
-            keys = merge_keyphrases(per_lang[cid], dict(langs), top=cfg.keyphrases)
-            if per_lang[cid].get("en"):
-                label, label_lang = make_label(per_lang[cid]["en"]), "en"
-            else:
-                main = next((lg for lg, _ in langs.most_common() if per_lang[cid].get(lg)), None)
-                label = make_label(per_lang[cid][main]) if main else make_label(keys)
-                label_lang = main or (langs.most_common(1)[0][0] if langs else "en")
             prac = sorted(
                 (j for j, s in enumerate(sts) if s.kind in PRACTICE_KINDS),
                 key=lambda j: (-(sts[j].kind_score + float(sims[j])), sts[j].id),
@@ -322,8 +348,8 @@ class Miner:
             out.append(
                 ThemeSummary(
                     id=cid,
-                    label=label,
-                    keyphrases=keys,
+                    label=texts[ci].label,
+                    keyphrases=texts[ci].keyphrases,
                     size=len(sts),
                     languages=dict(sorted(langs.items())),
                     representatives=reps,
@@ -337,7 +363,7 @@ class Miner:
                         for j in prac
                     ],
                     recurrence=recurrence(sts),
-                    label_language=label_lang,
+                    label_language=texts[ci].label_language,
                     representative_texts=rep_texts,
                 )
             )
@@ -354,13 +380,10 @@ class Miner:
             embeddings = self.embed(statements)
         if not len(model.theme_ids):
             return [None] * len(statements)
-        Y = self.debiaser.transform(
-            np.asarray(embeddings, np.float32),
-            [s.language for s in statements],
-            model.language_means,
-            model.global_mean,
-            project=bool(model.params.get("project", self.config.debias_project)),
+        state = DebiasState.from_model(
+            model.language_means, model.global_mean, model.params, self.config.debias_project
         )
+        Y = self.debiaser.transform(np.asarray(embeddings, np.float32), statements, state)
         sims = Y @ np.asarray(model.centroids, dtype=np.float32).T
         best = sims.argmax(1)
         return [

@@ -9,9 +9,9 @@ from typing import Any
 
 import numpy as np
 
-from nlp.types import Statement, ThemeChange
+from nlp.types import PRACTICE_KINDS, Statement, ThemeChange
 
-PRACTICE_KINDS = ("lesson", "recommendation", "best_practice")
+__all__ = ["PRACTICE_KINDS", "match_themes", "multilingual_keyphrases", "recurrence"]
 
 
 # --------------------------------------------------------------------------- stable ids

@@ -157,7 +157,7 @@ class ThemeModel:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> ThemeModel:
-        dim = len(data.get("global_mean") or []) or 384
+        dim = len(data.get("global_mean") or []) or EMBEDDING_DIM
         cents = np.asarray(data.get("centroids") or [], dtype=np.float32).reshape(-1, dim)
         return cls(
             theme_ids=list(data["theme_ids"]),
