@@ -363,3 +363,44 @@ async def test_search_scores_and_exact_fallback(
     assert narrow["exact"] is True
     assert len(narrow["items"]) == min(10, org["n"])
     assert all(h["organisation_id"] == org["o"] for h in narrow["items"])
+
+
+async def test_note_text_stays_inert_in_exports_and_reports(
+    client: httpx.AsyncClient, pool: AsyncConnectionPool
+) -> None:
+    """A statement and a theme label carrying a spreadsheet formula and raw HTML:
+    the CSV cell is prefixed with ', the Markdown report escapes the HTML, the
+    HTML page escapes it and is served with a strict CSP and nosniff."""
+    j = (await client.get("/v1/reports/programmes/greentech")).json()
+    theme = j["themes"][0]
+    sid = theme["practices"][0]["statement_id"]
+    evil_text = '=HYPERLINK("http://evil.example","x") <script>alert(1)</script>'
+    evil_label = "@cmd <img src=x onerror=alert(1)>"
+    async with pool.connection() as conn, conn.cursor(row_factory=dict_row) as cur:
+        await cur.execute("SELECT text FROM statements WHERE id = %s", (sid,))
+        text = (await cur.fetchone())["text"]  # type: ignore[index]
+        await cur.execute("SELECT label FROM themes WHERE id = %s", (theme["id"],))
+        label = (await cur.fetchone())["label"]  # type: ignore[index]
+        await cur.execute("UPDATE statements SET text = %s WHERE id = %s", (evil_text, sid))
+        await cur.execute("UPDATE themes SET label = %s WHERE id = %s", (evil_label, theme["id"]))
+    try:
+        r = await client.get("/v1/exports/practices.csv", params={"programme": "greentech"})
+        assert r.headers["x-content-type-options"] == "nosniff"
+        row = next(x for x in csv.DictReader(io.StringIO(r.text)) if x["statement_id"] == sid)
+        assert row["text"] == "'" + evil_text
+        r = await client.get("/v1/exports/themes.csv")
+        row = next(x for x in csv.DictReader(io.StringIO(r.text)) if x["id"] == theme["id"])
+        assert row["label"] == "'" + evil_label
+        md = await client.get("/v1/reports/programmes/greentech", params={"format": "markdown"})
+        assert md.headers["x-content-type-options"] == "nosniff"
+        assert "<script>" not in md.text and "<img" not in md.text
+        assert "&lt;script&gt;alert(1)&lt;/script&gt;" in md.text
+        page = await client.get("/v1/reports/programmes/greentech", params={"format": "html"})
+        assert "<script>" not in page.text and "<img" not in page.text
+        csp = page.headers["content-security-policy"]
+        assert csp.startswith("default-src 'none'") and "script-src" not in csp
+        assert page.headers["x-content-type-options"] == "nosniff"
+    finally:
+        async with pool.connection() as conn:
+            await conn.execute("UPDATE statements SET text = %s WHERE id = %s", (text, sid))
+            await conn.execute("UPDATE themes SET label = %s WHERE id = %s", (label, theme["id"]))

@@ -1,4 +1,7 @@
-"""Exports: themes and practices as CSV or JSON, with the analyst filters."""
+"""Exports: themes and practices as CSV or JSON, with the analyst filters.
+
+CSV cells come from note text, so a cell a spreadsheet would run as a formula
+is neutralised (:func:`csv_cell`)."""
 
 from __future__ import annotations
 
@@ -21,20 +24,31 @@ router = APIRouter(prefix="/v1/exports", tags=["analyst"])
 EXPORT_LIMIT = 100_000
 
 
+# A cell starting with one of these is a formula to Excel, LibreOffice and
+# Google Sheets (``=HYPERLINK(...)``, ``@SUM(...)``, ``+cmd|...``); tab and CR
+# start one after the spreadsheet trims them. OWASP "CSV injection".
+FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+
+
+def csv_cell(v: object) -> object:
+    """One CSV cell: JSON for lists and dicts, empty for None, and text that a
+    spreadsheet would run as a formula prefixed with ``'`` (shown, not run).
+    Numbers stay numbers (a negative score is not a formula)."""
+    if v is None:
+        return ""
+    if isinstance(v, dict | list):
+        v = json.dumps(v, ensure_ascii=False, default=str)
+    if isinstance(v, str) and v.startswith(FORMULA_START):
+        return "'" + v
+    return v
+
+
 def _csv(rows: list[dict[str, Any]], columns: list[str]) -> str:
     buf = io.StringIO()
     w = csv.writer(buf)
     w.writerow(columns)
     for r in rows:
-        out = []
-        for c in columns:
-            v = r.get(c)
-            out.append(
-                json.dumps(v, ensure_ascii=False, default=str)
-                if isinstance(v, dict | list)
-                else ("" if v is None else v)
-            )
-        w.writerow(out)
+        w.writerow([csv_cell(r.get(c)) for c in columns])
     return buf.getvalue()
 
 
@@ -43,12 +57,18 @@ def _send(rows: list[dict[str, Any]], columns: list[str], name: str, fmt: str) -
         return Response(
             _csv(rows, columns),
             media_type="text/csv; charset=utf-8",
-            headers={"Content-Disposition": f'attachment; filename="{name}.csv"'},
+            headers={
+                "Content-Disposition": f'attachment; filename="{name}.csv"',
+                "X-Content-Type-Options": "nosniff",
+            },
         )
     return Response(
         json.dumps(jsonable_encoder(rows), ensure_ascii=False),
         media_type="application/json",
-        headers={"Content-Disposition": f'attachment; filename="{name}.json"'},
+        headers={
+            "Content-Disposition": f'attachment; filename="{name}.json"',
+            "X-Content-Type-Options": "nosniff",
+        },
     )
 
 

@@ -18,19 +18,39 @@ from psycopg.rows import dict_row
 from api.auth import CurrentPrincipal
 from api.deps import Pool
 from peerlearn.access import programme_not_found
-from peerlearn.readside.report import Report, build_report, render_html, render_markdown
+from peerlearn.readside.report import (
+    HTML_CSP,
+    Report,
+    build_report,
+    render_html,
+    render_markdown,
+)
 
 router = APIRouter(prefix="/v1/reports", tags=["reports"])
 
 Format = Annotated[Literal["json", "markdown", "html"], Query(description="json, markdown or html")]
 
 
+# Browsers must not guess another type (a Markdown report sniffed as HTML would
+# run what a note smuggled in); the HTML page runs nothing (peerlearn's CSP).
+_NOSNIFF = {"X-Content-Type-Options": "nosniff"}
+
+
 def _respond(report: Report, fmt: str) -> Response:
     if fmt == "markdown":
-        return PlainTextResponse(render_markdown(report), media_type="text/markdown; charset=utf-8")
+        return PlainTextResponse(
+            render_markdown(report), media_type="text/markdown; charset=utf-8", headers=_NOSNIFF
+        )
     if fmt == "html":
-        return HTMLResponse(render_html(report))
-    return JSONResponse(report.to_json())
+        return HTMLResponse(
+            render_html(report),
+            headers={
+                **_NOSNIFF,
+                "Content-Security-Policy": HTML_CSP,
+                "Referrer-Policy": "no-referrer",
+            },
+        )
+    return JSONResponse(report.to_json(), headers=_NOSNIFF)
 
 
 @router.get("/cycles/{cycle_id}", summary="Wrap-up report of one cycle")

@@ -20,6 +20,8 @@ Everything a report shows is read through the caller's grant; the worker uses
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import html
 import re
 from dataclasses import asdict, dataclass, field
@@ -665,6 +667,21 @@ h1{border-bottom:2px solid #444}h2{margin-top:2rem;border-bottom:1px solid #aaa}
 .src{color:#555;font-size:.9em}.kind{font-variant:small-caps;color:#335}
 @media print{body{margin:0;max-width:none}h2{page-break-after:avoid}}
 """
+
+
+def _csp() -> str:
+    """The Content-Security-Policy the HTML page needs and nothing more: no
+    script, no image, no frame, no form, no base; only its own inline style,
+    allowed by hash (so even HTML that slipped past escaping could not run)."""
+    digest = base64.b64encode(hashlib.sha256(_CSS.encode()).digest()).decode()
+    return (
+        "default-src 'none'; "
+        f"style-src 'sha256-{digest}'; "
+        "base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
+    )
+
+
+HTML_CSP = _csp()
 
 
 def render_html(report: Report) -> str:
