@@ -189,6 +189,9 @@ def raw_rows(text: str, fmt: str) -> tuple[list[tuple[int, dict[str, Any]]], lis
                 continue
             try:
                 value = json.loads(line)
+            except RecursionError:
+                errors.append(LineError(n, "not valid JSON: nested too deeply"))
+                continue
             except ValueError as exc:
                 errors.append(LineError(n, f"not valid JSON: {exc}"))
                 continue

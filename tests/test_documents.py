@@ -245,6 +245,13 @@ async def test_partner_speaks_only_for_itself_and_download_access(ctx: Ctx) -> N
     assert r.status_code == 201, r.text
     note_id = r.json()["note_id"]
 
+    r = await c.client.get(f"/v1/notes/{note_id}/original", headers=partner)
+    assert r.status_code == 200 and r.content == b"Our own notes, p3."
+    # another partner of the programme reads no raw note of p3, originals included
+    other = key_headers(c.database_url, "partner", [c.programme_id], organisation="p4")
+    r = await c.client.get(f"/v1/notes/{note_id}/original", headers=other)
+    assert r.status_code == 404 and b"Our own notes" not in r.content
+
     analyst = key_headers(c.database_url, "analyst", [c.programme_id])
     r = await c.client.get(f"/v1/notes/{note_id}/original", headers=analyst)
     assert r.status_code == 200 and r.content == b"Our own notes, p3."

@@ -1,8 +1,9 @@
 """GET /v1/notes/{note_id}/original: download the file a note was uploaded as.
 
-Whoever may read the note may download its original: the same check as
-listing the cycle's notes (:func:`api.cycle_ops.visible_cycle`), applied to
-the note's cycle. The file is always sent as an attachment with ``nosniff``
+Whoever may read the note may download its original: the same checks as
+listing the cycle's notes (the cycle visible to the key, and for partner keys
+only their own organisation's notes); a note the key may not read is answered
+like an unknown one. The file is always sent as an attachment with ``nosniff``
 and a sandboxing CSP, so an uploaded HTML page or e-mail never runs in the
 API's origin.
 """
