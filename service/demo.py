@@ -57,10 +57,13 @@ def _programme_body(p: dict[str, Any]) -> dict[str, Any]:
         "time_zone": p["time_zone"],
         "languages": p["languages"],
         "partners": [
-            {k: v for k, v in partner.items() if k in ("id", "name", "country", "kind")}
+            {k: v for k, v in partner.items() if k in ("id", "name", "country", "kind", "contacts")}
             for partner in p["partners"]
         ],
-        "facilitators": [{"name": f} for f in p.get("facilitators", [])],
+        # contacts and facilitators with e-mail: the demo's cycles mail the catcher
+        "facilitators": [
+            f if isinstance(f, dict) else {"name": f} for f in p.get("facilitators", [])
+        ],
     }
 
 
