@@ -13,13 +13,17 @@ new: invitations and updates arrive by themselves.
 from __future__ import annotations
 
 import asyncio
+import signal
 import socket
+import sys
+import threading
 import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from email import message_from_bytes
 from email.message import EmailMessage
 from email.policy import default as default_policy
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -35,7 +39,7 @@ from activities.mail import MailActivities, OutboxActivities
 from activities.reports import ReportActivities
 from peerlearn import eventstore, mail
 from peerlearn.events import EventType
-from peerlearn.mailcatcher import MailCatcher
+from peerlearn.mailcatcher import CatchingHandler, MailCatcher
 from peerlearn.settings import Settings
 from workflows.cycle import PeerLearningCycle
 from workflows.types import (
@@ -47,6 +51,7 @@ from workflows.types import (
 )
 
 T0 = datetime(2031, 3, 1, 9, 0, tzinfo=UTC)
+REPO = Path(__file__).resolve().parent.parent
 PARTNERS = [
     {
         "id": "a",
@@ -478,3 +483,78 @@ async def test_workflow_sends_invitations_and_updates(
             assert str(ev["UID"]) == f"{cycle_id}.visit-1@example.org"
             assert ev.decoded("DTSTART") == new_start
         await handle.terminate("test done")
+
+
+# ---- a real worker crash: kill -9 while the SMTP server holds its answer ----------
+
+_WORKER = """
+import asyncio, sys
+from activities.mail import MailActivities
+from peerlearn import db
+from peerlearn.settings import Settings
+
+async def main() -> None:
+    url, port, cycle_id = sys.argv[1], int(sys.argv[2]), sys.argv[3]
+    pool = await db.open_pool(url, min_size=1, max_size=2)
+    settings = Settings(database_url=url, smtp_host="127.0.0.1", smtp_port=port,
+                        smtp_from="peerlearn <noreply@example.org>")
+    res = await MailActivities(pool, settings, timeout=60).deliver_mail(cycle_id)
+    print("sent", res.sent, flush=True)
+    await pool.close()
+
+asyncio.run(main())
+"""
+
+
+class SlowAfterStore(CatchingHandler):
+    """Stores message number ``hold_at``, then holds the 250 answer: the sender
+    is killed while it waits, after the message is stored, before it is recorded."""
+
+    def __init__(self, conninfo: str, hold_at: int) -> None:
+        super().__init__(conninfo)
+        self.hold_at, self.stored = hold_at, threading.Event()
+
+    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
+        answer = await super().handle_DATA(server, session, envelope)
+        if self.received == self.hold_at:
+            self.stored.set()
+            await asyncio.sleep(30)
+        return answer
+
+
+async def test_worker_killed_after_send_resends_identical_message_id(
+    pool: AsyncConnectionPool, settings: Settings, database_url: str
+) -> None:
+    cyc = Cycle(pool, await _programme(pool))
+    await cyc.start()
+    mark = await _last_id(pool)
+    slow = MailCatcher(database_url, port=_free_port())
+    slow.handler = SlowAfterStore(database_url, hold_at=4)
+    with slow:
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable, "-c", _WORKER, database_url, str(slow.port), cyc.id, cwd=REPO
+        )
+        try:
+            assert await asyncio.to_thread(slow.handler.stored.wait, 60), "4th message not stored"
+            proc.send_signal(signal.SIGKILL)  # the worker dies waiting for "250"
+        finally:
+            await asyncio.wait_for(proc.wait(), 30)
+    assert proc.returncode == -signal.SIGKILL
+    assert len(await _caught(pool, mark)) == 4
+    async with pool.connection() as conn, conn.cursor(row_factory=dict_row) as cur:
+        await cur.execute(
+            "SELECT count(*) AS n FROM mail_deliveries d JOIN outbox o ON o.id = d.outbox_id"
+            " WHERE o.cycle_id = %s AND d.sent_at IS NOT NULL",
+            (cyc.id,),
+        )
+        row = await cur.fetchone()
+    assert row is not None and row["n"] == 3  # the 4th was stored by the server, not recorded
+    # the next delivery (a restarted worker) re-sends the 4th, same Message-ID, same bytes
+    res = await MailActivities(pool, settings).deliver_mail(cyc.id)
+    assert res.sent == 12 - 3
+    rows = await _caught(pool, mark)
+    ids = [r["message_id"] for r in rows]
+    assert len(rows) == 13 and len(set(ids)) == 12
+    assert ids.count(ids[3]) == 2
+    assert [bytes(r["raw"]) for r in rows if r["message_id"] == ids[3]][0] == bytes(rows[3]["raw"])
+    assert len({bytes(r["raw"]) for r in rows if r["message_id"] == ids[3]}) == 1
