@@ -413,3 +413,43 @@ def test_cli_import_good_again_and_bad(database_url: str, tmp_path: Any) -> None
     wrong = run(bad)
     assert wrong.returncode == 1
     assert f"{bad}:3:" in wrong.stderr and "nothing was imported" in wrong.stderr
+
+
+async def test_the_demo_history_imports_into_the_demo_programme(ctx: Ctx) -> None:
+    """service/demo_data/history.jsonl: four cycles 2023-2025 in en, sv, pl, de,
+    all partners already in the demo programme (so none is invented)."""
+    from importlib import resources
+
+    from service.demo import _programme_body, demo_data
+
+    c = ctx
+    prog = demo_data()["programme"]
+    async with c.pool.connection() as conn, conn.cursor(row_factory=dict_row) as cur:
+        await cur.execute("SELECT 1 FROM programmes WHERE id = %s", (prog["id"],))
+        exists = await cur.fetchone()
+    if exists is None:
+        r = await c.client.post("/v1/programmes", json=_programme_body(prog))
+        assert r.status_code == 201, r.text
+    history = resources.files("service.demo_data").joinpath("history.jsonl").read_bytes()
+    r = await c.client.post("/v1/imports?mine=false", content=history, headers=NDJSON)
+    assert r.status_code == 201, r.text
+    out = r.json()
+    assert out["created"] == {
+        "programmes": 0,
+        "partners": 0,
+        "cycles": 4,
+        "meetings": 13,
+        "notes": 52,
+    }
+    assert out["mining_runs"] == []
+    rows = await _rows(
+        c,
+        "SELECT extract(year FROM submitted_at)::int AS year, language, count(*) AS n"
+        " FROM notes WHERE programme_id = %s GROUP BY 1, 2 ORDER BY 1, 2",
+        prog["id"],
+    )
+    years = {r["year"] for r in rows}
+    assert years == {2023, 2024, 2025}
+    assert {r["language"] for r in rows} == {"en", "sv", "pl", "de"}
+    r = await c.client.post("/v1/imports", content=history, headers=NDJSON)
+    assert r.status_code == 200 and r.json()["changed"] is False
