@@ -6,6 +6,11 @@ undelivered row of a cycle, so a row a dead webhook missed is retried by the
 next delivery, and raises when any row failed so Temporal retries with
 backoff. Delivery is at-least-once: receivers deduplicate on the ``id`` field
 (also sent as the ``Idempotency-Key`` header).
+
+Before each POST the target is checked again (:mod:`peerlearn.outbound`: the
+name resolved now, every address allowed) and the request goes to the checked
+address. A refused target is recorded in ``outbox_deliveries.refused_at`` with
+the reason and is final: it does not fail the activity, so nothing retries it.
 """
 
 from __future__ import annotations
@@ -19,6 +24,7 @@ from psycopg_pool import AsyncConnectionPool
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
+from peerlearn import outbound
 from peerlearn.settings import Settings
 from workflows.types import DELIVER_OUTBOX, DeliverOutboxInput, DeliverOutboxOutput
 
@@ -51,7 +57,7 @@ class NotifyActivities:
                 "SELECT p.*, o.id AS outbox_id, o.payload AS outbox_payload FROM outbox o"
                 " JOIN programmes p ON p.id = o.programme_id"
                 " LEFT JOIN outbox_deliveries d ON d.outbox_id = o.id"
-                " WHERE o.cycle_id = %s AND d.delivered_at IS NULL"
+                " WHERE o.cycle_id = %s AND d.delivered_at IS NULL AND d.refused_at IS NULL"
                 " ORDER BY o.created_at, o.id",
                 (cycle_id,),
             )
@@ -71,6 +77,49 @@ class NotifyActivities:
                 " updated_at = now()",
                 (outbox_id, ok, status, error),
             )
+
+    async def _refuse(self, outbox_id: str, reason: str) -> None:
+        """Record a delivery the SSRF rule refused: final, never retried."""
+        async with self.pool.connection() as conn:
+            await conn.execute(
+                "INSERT INTO outbox_deliveries (outbox_id, attempts, refused_at, last_error,"
+                " updated_at) VALUES (%s, 1, now(), %s, now())"
+                " ON CONFLICT (outbox_id) DO UPDATE SET attempts = outbox_deliveries.attempts + 1,"
+                " refused_at = now(), last_error = EXCLUDED.last_error, updated_at = now()",
+                (outbox_id, reason[:500]),
+            )
+
+    async def _target(self, url: str) -> outbound.Target:
+        """The checked address to post to (resolved now, not when the URL was saved)."""
+        target = await outbound.check_webhook_url(
+            url,
+            allow_private=self.settings.webhook_allow_private,
+            allow_http=self.settings.webhook_allow_http,
+            require_resolution=True,
+        )
+        assert target is not None  # require_resolution: an unresolved name raises
+        return target
+
+    @staticmethod
+    async def _post(
+        http: httpx.AsyncClient, target: outbound.Target, body: bytes, headers: dict[str, str]
+    ) -> httpx.Response:
+        """POST to the addresses just checked, in resolver order (no second
+        lookup that DNS could rebind); the name still goes in Host and in TLS
+        (SNI and the certificate check). The next address only when one refuses
+        the connection."""
+        for i, address in enumerate(target.addresses):
+            try:
+                return await http.post(
+                    target.pinned_url(address),
+                    content=body,
+                    headers={**headers, "Host": target.host_header},
+                    extensions={"sni_hostname": target.host},
+                )
+            except httpx.ConnectError:
+                if i == len(target.addresses) - 1:
+                    raise
+        raise httpx.ConnectError(f"no address for {target.host!r}")
 
     @activity.defn(name=DELIVER_OUTBOX)
     async def deliver_outbox(self, inp: DeliverOutboxInput) -> DeliverOutboxOutput:
@@ -92,8 +141,15 @@ class NotifyActivities:
                     **await signature_headers(self.pool, row["id"], body),
                 }
                 try:
-                    resp = await http.post(url, content=body, headers=headers)
-                except httpx.HTTPError as exc:
+                    target = await self._target(url)
+                except outbound.WebhookRefused as exc:
+                    activity.logger.warning("webhook %s refused: %s", row["outbox_id"], exc)
+                    await self._refuse(row["outbox_id"], f"refused: {exc.message}")
+                    out.refused += 1
+                    continue
+                try:
+                    resp = await self._post(http, target, body, headers)
+                except (httpx.HTTPError, OSError, TimeoutError) as exc:
                     await self._record(
                         row["outbox_id"], ok=False, status=None, error=repr(exc)[:500]
                     )

@@ -69,6 +69,9 @@ class Stack:
             "PEERLEARN_TEMPORAL_UI_PORT": str(ui_port),
             "PEERLEARN_MAIL_CATCHER_PORT": str(free_port()),
             "PEERLEARN_LOAD_DEMO": "false",
+            # the benchmarks' webhook receivers listen on 127.0.0.1 over plain http
+            "PEERLEARN_WEBHOOK_ALLOW_PRIVATE": "true",
+            "PEERLEARN_WEBHOOK_ALLOW_HTTP": "true",
             "HF_HUB_OFFLINE": "1",
             "TRANSFORMERS_OFFLINE": "1",
         }

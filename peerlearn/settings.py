@@ -68,6 +68,14 @@ class Settings(BaseSettings):
     smtp_from: str = "peerlearn <peerlearn@localhost>"
     smtp_starttls: bool = False
     mail_catcher_port: int = 8025
+    # Webhook targets (issue 10, SSRF): by default only https to public addresses.
+    webhook_allow_private: bool = Field(
+        default=False,
+        description="Allow webhooks to loopback and private ranges (on-premises receivers).",
+    )
+    webhook_allow_http: bool = Field(
+        default=False, description="Allow plain-http webhook URLs (development only)."
+    )
 
     @property
     def embedded_mail_catcher(self) -> bool:

@@ -51,7 +51,8 @@ class StubMining:
 def cycle_worker(
     client: Client, pool: AsyncConnectionPool, task_queue: str, mining: StubMining | None = None
 ) -> Worker:
-    settings = Settings()
+    # the tests' webhook receivers listen on 127.0.0.1 over plain http
+    settings = Settings(webhook_allow_private=True, webhook_allow_http=True)
     cyc = CycleActivities(pool, settings)
     mining = mining or StubMining(pool)
     return Worker(

@@ -85,6 +85,8 @@ async def ctx(
         temporal_address=temporal_env.client.service_client.config.target_host,
         task_queue=c.tq,
         load_demo=False,
+        webhook_allow_private=True,  # the Receiver listens on 127.0.0.1 over http
+        webhook_allow_http=True,
     )
     async with api_client(create_app(settings), admin_headers(database_url)) as client:
         c.client = client

@@ -301,6 +301,7 @@ class DeliverOutboxOutput:
     delivered: int = 0
     failed: int = 0
     skipped_no_webhook: int = 0
+    refused: int = 0  # the target's address is not allowed (peerlearn/outbound.py); final
 
 
 @dataclass

@@ -14,20 +14,33 @@ from psycopg.rows import dict_row
 
 from api import auth
 from api.auth import CurrentPrincipal, Principal, Role, require
-from api.deps import Pool
+from api.deps import Pool, SettingsDep
 from api.problems import Problem
 from api.schemas_cycles import Programme, ProgrammeCreate, ProgrammePage, ProgrammeUpdate
-from peerlearn import eventstore
+from peerlearn import eventstore, outbound
 from peerlearn.access import programme_not_found
 from peerlearn.events import EventType
+from peerlearn.settings import Settings
 
 router = APIRouter(prefix="/v1/programmes", tags=["programmes"])
 
 _ERRORS: dict[int | str, dict[str, Any]] = {
     404: {"description": "Unknown programme"},
     409: {"description": "Programme id already used"},
-    422: {"description": "Invalid field (e.g. unknown time zone)"},
+    422: {"description": "Invalid field (e.g. unknown time zone, a webhook to a private address)"},
 }
+
+
+async def check_webhook(url: object, settings: Settings) -> None:
+    """422 for a webhook URL the worker must not post to (see peerlearn/outbound.py)."""
+    if url is None:
+        return
+    await outbound.check_webhook_url(
+        str(url),
+        allow_private=settings.webhook_allow_private,
+        allow_http=settings.webhook_allow_http,
+        require_resolution=False,
+    )
 
 
 async def programme_row(pool: Pool, programme_id: str) -> dict[str, Any] | None:
@@ -38,9 +51,14 @@ async def programme_row(pool: Pool, programme_id: str) -> dict[str, Any] | None:
 
 @router.post("", status_code=status.HTTP_201_CREATED, response_model=Programme, responses=_ERRORS)
 async def create_programme(
-    body: ProgrammeCreate, pool: Pool, principal: Principal = require(Role.manager)
+    body: ProgrammeCreate,
+    pool: Pool,
+    settings: SettingsDep,
+    principal: Principal = require(Role.manager),
 ) -> dict[str, Any]:
-    """Register a programme with its partners, time zone and optional webhook."""
+    """Register a programme with its partners, time zone and optional webhook
+    (https to a public address unless the settings allow more)."""
+    await check_webhook(body.webhook_url, settings)
     pid = body.id or "prog-" + uuid.uuid4().hex[:10]
     payload = body.model_dump(mode="json")
     payload["id"] = pid
@@ -91,6 +109,7 @@ async def update_programme(
     programme_id: str,
     body: ProgrammeUpdate,
     pool: Pool,
+    settings: SettingsDep,
     principal: Principal = require(Role.manager),
 ) -> dict[str, Any]:
     """Edit a programme: contacts and facilitators (who gets the cycles' e-mails),
@@ -102,6 +121,7 @@ async def update_programme(
     changes = body.model_dump(mode="json", exclude_unset=True)
     if not changes:
         return row
+    await check_webhook(changes.get("webhook_url"), settings)
     if "partners" in changes:
         kept = {p["id"] for p in changes["partners"]}
         dropped = sorted(p["id"] for p in row["partners"] if p["id"] not in kept)
