@@ -19,6 +19,7 @@ import asyncio
 import contextlib
 import logging
 import smtplib
+import time
 from dataclasses import dataclass, field
 
 from psycopg_pool import AsyncConnectionPool
@@ -39,16 +40,28 @@ class MailResult:
     failed: int = 0
     rows_done: int = 0
     waiting_for_server: bool = False
+    incomplete: bool = False  # the time budget ran out: the rest goes on the next attempt
     errors: list[str] = field(default_factory=list)
 
 
 class MailActivities:
     """Sends the e-mails of a cycle's undelivered outbox rows over SMTP."""
 
-    def __init__(self, pool: AsyncConnectionPool, settings: Settings, *, timeout: float = 10.0):
+    def __init__(
+        self,
+        pool: AsyncConnectionPool,
+        settings: Settings,
+        *,
+        timeout: float = 10.0,
+        budget_s: float = 40.0,
+    ) -> None:
         self.pool = pool
         self.settings = settings
         self.timeout = timeout
+        # Stop starting new messages after this long: the workflow gives the
+        # delivery activity 60 s, and a timed-out attempt would leave the message
+        # in flight unrecorded (sent twice). Progress is recorded per message.
+        self.budget_s = budget_s
 
     async def _sent(self, planned: mail.PlannedMail) -> None:
         """Record one accepted e-mail (tests override this to simulate a crash
@@ -80,34 +93,39 @@ class MailActivities:
             for p in ps
             if (p.outbox_id, p.contact.email.lower(), p.meeting_id) not in done
         ]
-        failed_rows: set[str] = set()
+        open_rows: set[str] = set()  # refused or not reached: not done
         if todo:
             try:
-                await self._send_all(todo, res, failed_rows)
+                await self._send_all(todo, res, open_rows)
             except mail.MailServerUnavailable as exc:
                 log.info("mail waits: %s", exc)
                 res.waiting_for_server = True
                 return res
         async with self.pool.connection() as conn:
             for oid, ps in plans.items():
-                if oid not in failed_rows:
+                if oid not in open_rows:
                     await mail.mark_row_done(conn, oid, len(ps))
                     res.rows_done += 1
         return res
 
     async def _send_all(
-        self, todo: list[mail.PlannedMail], res: MailResult, failed_rows: set[str]
+        self, todo: list[mail.PlannedMail], res: MailResult, open_rows: set[str]
     ) -> None:
         """One SMTP session for the run; each message recorded right after it is accepted."""
+        deadline = time.monotonic() + self.budget_s
         smtp = await asyncio.to_thread(mail.open_smtp, self.settings, timeout=self.timeout)
         sender = mail.envelope_sender(self.settings)
         try:
-            for p in todo:
+            for i, p in enumerate(todo):
+                if time.monotonic() > deadline:
+                    res.incomplete = True
+                    open_rows.update(q.outbox_id for q in todo[i:])
+                    break
                 try:
                     await asyncio.to_thread(smtp.send_message, p.message, sender, [p.contact.email])
                 except (smtplib.SMTPRecipientsRefused, smtplib.SMTPDataError) as exc:
                     await self._failed(p, repr(exc))
-                    failed_rows.add(p.outbox_id)
+                    open_rows.add(p.outbox_id)
                     res.failed += 1
                     res.errors.append(f"{p.message_id} to {p.contact.email}: {exc!r}")
                     continue
@@ -149,5 +167,9 @@ class OutboxActivities:
             raise ApplicationError(
                 f"{res.failed} e-mails refused: " + "; ".join(res.errors[:3]),
                 type="MailDeliveryFailed",
+            )
+        if res.incomplete:  # retried by Temporal in seconds; it goes on where this stopped
+            raise ApplicationError(
+                f"{res.sent} e-mails sent, more to send", type="MailDeliveryIncomplete"
             )
         return out

@@ -36,17 +36,16 @@ def _header(value: str | None) -> str:
     return str(make_header(decode_header(value)))
 
 
-def store(conninfo: str, mail_from: str, rcpt_to: list[str], raw: bytes) -> int:
+def store(conn: psycopg.Connection[Any], mail_from: str, rcpt_to: list[str], raw: bytes) -> int:
     """Keep one received message; returns its row id."""
     msg = message_from_bytes(raw, policy=default_policy)
     message_id = (msg.get("Message-ID") or "").strip() or None
     subject = _header(msg.get("Subject"))
-    with psycopg.connect(conninfo, autocommit=True) as conn:
-        row = conn.execute(
-            "INSERT INTO caught_mail (message_id, mail_from, rcpt_to, subject, raw)"
-            " VALUES (%s, %s, %s, %s, %s) RETURNING id",
-            (message_id, mail_from, Jsonb(rcpt_to), subject, raw),
-        ).fetchone()
+    row = conn.execute(
+        "INSERT INTO caught_mail (message_id, mail_from, rcpt_to, subject, raw)"
+        " VALUES (%s, %s, %s, %s, %s) RETURNING id",
+        (message_id, mail_from, Jsonb(rcpt_to), subject, raw),
+    ).fetchone()
     assert row is not None
     return int(row[0])
 
@@ -57,6 +56,25 @@ class CatchingHandler:
     def __init__(self, conninfo: str) -> None:
         self.conninfo = conninfo
         self.received = 0
+        self._conn: psycopg.Connection[Any] | None = None  # reused: one connect per message is slow
+
+    def _store(self, mail_from: str, rcpt_to: list[str], raw: bytes) -> int:
+        """Insert with the kept connection; one reconnect if the server dropped it."""
+        for attempt in (1, 2):
+            if self._conn is None or self._conn.closed:
+                self._conn = psycopg.connect(self.conninfo, autocommit=True)
+            try:
+                return store(self._conn, mail_from, rcpt_to, raw)
+            except psycopg.OperationalError:
+                self.close()
+                if attempt == 2:
+                    raise
+        raise AssertionError("unreachable")
+
+    def close(self) -> None:
+        if self._conn is not None:
+            self._conn.close()
+            self._conn = None
 
     async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:
         raw = envelope.original_content or envelope.content
@@ -67,7 +85,7 @@ class CatchingHandler:
         rcpts = [str(r) for r in envelope.rcpt_tos]
         try:
             # a short synchronous insert; the catcher's loop runs in its own thread
-            store(self.conninfo, str(envelope.mail_from or ""), rcpts, raw)
+            self._store(str(envelope.mail_from or ""), rcpts, raw)
         except psycopg.Error as exc:
             log.warning("mail catcher could not store a message: %s", exc)
             return "451 could not store the message, try again later"
@@ -102,6 +120,7 @@ class MailCatcher:
         if self._controller is not None:
             self._controller.stop()
             self._controller = None
+        self.handler.close()
 
     def __enter__(self) -> MailCatcher:
         return self.start()

@@ -558,3 +558,18 @@ async def test_worker_killed_after_send_resends_identical_message_id(
     assert ids.count(ids[3]) == 2
     assert [bytes(r["raw"]) for r in rows if r["message_id"] == ids[3]][0] == bytes(rows[3]["raw"])
     assert len({bytes(r["raw"]) for r in rows if r["message_id"] == ids[3]}) == 1
+
+
+async def test_time_budget_leaves_the_rest_for_the_next_attempt(
+    pool: AsyncConnectionPool, settings: Settings
+) -> None:
+    """A run that is out of time stops before the next message (never mid-way), marks
+    nothing done, and the next run sends exactly the rest."""
+    cyc = Cycle(pool, await _programme(pool))
+    await cyc.start()
+    mark = await _last_id(pool)
+    first = await MailActivities(pool, settings, budget_s=0).deliver_mail(cyc.id)
+    assert first.incomplete and first.sent == 0 and first.rows_done == 0
+    second = await MailActivities(pool, settings).deliver_mail(cyc.id)
+    assert not second.incomplete and second.sent == 12 and second.rows_done == 1
+    assert len(await _caught(pool, mark)) == 12
