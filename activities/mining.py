@@ -17,11 +17,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import AsyncIterator, Callable, Sequence
+from datetime import timedelta
 from typing import TYPE_CHECKING
 
 import numpy as np
+import psycopg
 from psycopg_pool import AsyncConnectionPool
 from temporalio import activity
+from temporalio.exceptions import ApplicationError
 
 from nlp.debias import map_coordinates
 from nlp.types import MiningResult, NoteIn, Statement, ThemeChange, ThemeModel
@@ -34,6 +37,7 @@ from workflows.mining import (
     MINING_ENCODE_BATCH,
     MINING_FAIL,
     MINING_PREPARE,
+    MINING_RECONCILE,
     MiningBatchInput,
     MiningBatchOutput,
     MiningClusterInput,
@@ -41,6 +45,8 @@ from workflows.mining import (
     MiningFailInput,
     MiningPrepareInput,
     MiningPrepareOutput,
+    ReconcileInput,
+    ReconcileOutput,
 )
 from workflows.mining_contract import (
     ASSIGN_NOTE_THEMES,
@@ -54,6 +60,17 @@ if TYPE_CHECKING:  # nlp.pipeline imports torch
 #: A theme model to assign against, and the scope its theme ids are keyed by.
 ScopedModel = tuple[str, ThemeModel | None]
 
+#: Failures no retry can fix: the note is gone from the read model, or its text
+#: cannot be stored (PostgreSQL refuses it) or encoded. Everything else (a
+#: database restart, a worker stop, a deadlock) is retried without a cap.
+PERMANENT_ERRORS: tuple[type[Exception], ...] = (
+    store.NoteNotFound,
+    psycopg.DataError,
+    UnicodeError,
+)
+#: ``ApplicationError.type`` of a note the miner refuses for good.
+NOTE_REJECTED_ERROR = "NoteRejected"
+
 
 class MiningActivities:
     def __init__(self, pool: AsyncConnectionPool, settings: Settings) -> None:
@@ -64,12 +81,88 @@ class MiningActivities:
 
     @activity.defn(name=ASSIGN_NOTE_THEMES)
     async def assign_note_themes(self, inp: AssignNoteThemesInput) -> AssignNoteThemesOutput:
-        # Heartbeats let the cycle notice a dead worker within its heartbeat timeout
-        # instead of waiting out the whole start-to-close timeout before a retry.
-        async with _heartbeating(5.0):
+        """Mine one acknowledged note. The cycle retries this without a cap, so
+        only a permanent failure may end it: that one is recorded as a
+        ``NoteRejected`` event and raised as non-retryable."""
+        try:
+            # Heartbeats let the cycle notice a dead worker within its heartbeat
+            # timeout instead of waiting out the whole start-to-close timeout.
+            async with _heartbeating(5.0):
+                async with self.pool.connection() as conn:
+                    note = await store.load_note(conn, inp.note_id)
+                return await self.ingest_note(note)
+        except asyncio.CancelledError:
+            if activity.is_worker_shutdown():
+                # A graceful stop is not the note's fault: retry soon, elsewhere,
+                # without growing the backoff.
+                raise ApplicationError(
+                    "worker shutting down; the note is mined on the next attempt",
+                    type="WorkerShutdown",
+                    next_retry_delay=timedelta(seconds=1),
+                ) from None
+            raise
+        except PERMANENT_ERRORS as exc:
+            await self._reject(inp.cycle_id, inp.meeting_id, inp.note_id, exc)
+            raise ApplicationError(
+                f"note {inp.note_id} cannot be mined: {exc}",
+                type=NOTE_REJECTED_ERROR,
+                non_retryable=True,
+            ) from exc
+
+    async def _reject(self, cycle_id: str, meeting_id: str, note_id: str, exc: Exception) -> None:
+        await store.append_cycle_event(
+            self.pool,
+            cycle_id,
+            EventType.NOTE_REJECTED,
+            {
+                "note_id": note_id,
+                "meeting_id": meeting_id,
+                "stage": "mining",
+                "reason": f"{type(exc).__name__}: {exc}"[:500],
+            },
+            f"note-rejected:mining:{note_id}",
+        )
+
+    @activity.defn(name=MINING_RECONCILE)
+    async def mining_reconcile(self, inp: ReconcileInput) -> ReconcileOutput:
+        """Mine the notes that were acknowledged but never got statements (and
+        record their ThemesUpdated, as the cycle would have), in batches; a
+        batch holding a note that cannot be mined is redone note by note so
+        only that note is rejected."""
+        out = ReconcileOutput()
+        async with _heartbeating(10.0):
             async with self.pool.connection() as conn:
-                note = await store.load_note(conn, inp.note_id)
-            return await self.ingest_note(note)
+                notes = await store.notes_to_reconcile(conn, inp.scope, inp.min_age_s, inp.limit)
+            for i in range(0, len(notes), 64):
+                batch = notes[i : i + 64]
+                try:
+                    done = list(zip(batch, await self.ingest_notes(batch), strict=True))
+                except PERMANENT_ERRORS:
+                    done = []
+                    for note in batch:
+                        try:
+                            done.append((note, await self.ingest_note(note)))
+                        except PERMANENT_ERRORS as exc:
+                            await self._reject(note.cycle or "", note.meeting or "", note.id, exc)
+                            out.rejected += 1
+                for note, res in done:
+                    await store.append_cycle_event(
+                        self.pool,
+                        note.cycle or "",
+                        EventType.THEMES_UPDATED,
+                        {
+                            "meeting_id": note.meeting,
+                            "note_id": note.id,
+                            "theme_ids": res.theme_ids,
+                            "statement_count": res.statement_count,
+                            "unassigned": res.unassigned,
+                            "source": "reconciliation",
+                        },
+                        f"themes-updated:reconcile:{note.id}",
+                    )
+                    out.notes += 1
+                    out.statements += res.statement_count
+        return out
 
     async def ingest_note(self, note: NoteIn) -> AssignNoteThemesOutput:
         """Segment, embed (cache first), assign and store one note; also used by tests,
@@ -104,6 +197,7 @@ class MiningActivities:
                 ],
             )
             await store.refresh_practices(conn, (t for tids in assigned for t in tids))
+            await self._label_new_programmes(conn, miner, notes, assigned)
             await conn.commit()
         return [
             AssignNoteThemesOutput(
@@ -113,6 +207,28 @@ class MiningActivities:
             )
             for tids in assigned
         ]
+
+    async def _label_new_programmes(
+        self,
+        conn: store.Conn,
+        miner: Miner,
+        notes: Sequence[NoteIn],
+        assigned: Sequence[Sequence[str | None]],
+    ) -> None:
+        """A programme whose statements just entered a theme it had no label for
+        gets its labels recomputed from its own statements (keyphrases are
+        relative to the programme's other themes, so all of them)."""
+        pairs = [
+            (t, n.programme)
+            for n, tids in zip(notes, assigned, strict=True)
+            if n.programme
+            for t in tids
+            if t
+        ]
+        for programme in sorted(await store.programmes_missing_labels(conn, pairs)):
+            rows = await store.programme_statements(conn, programme)
+            labels = await asyncio.to_thread(programme_labels, miner, rows)
+            await store.save_programme_labels(conn, programme, labels, {t for _, t in rows})
 
     # -- ThemeMining stages -------------------------------------------------------------
 
@@ -174,6 +290,9 @@ class MiningActivities:
         result, xy = await asyncio.to_thread(_mine_sync, miner, statements, emb, previous, inp.seed)
         activity.heartbeat("mined")
         assignments = [store.theme_key(scope, a) if a else None for a in result.assignments]
+        labels = await asyncio.to_thread(
+            programme_labels, miner, list(zip(statements, assignments, strict=True))
+        )
         new_ids = {store.theme_key(scope, t.id) for t in result.themes}
         changes = [
             ThemeChange(
@@ -192,6 +311,7 @@ class MiningActivities:
             await store.save_themes(conn, scope, result.themes, old_ids - new_ids, run_id)
             await store.save_assignments(conn, statements, assignments, xy)
             await store.save_theme_model(conn, scope, result.model, run_id)
+            await store.save_programme_labels(conn, None, labels, old_ids | new_ids)
             await store.delete_practices(conn, old_ids | new_ids)
             await store.refresh_practices(conn, new_ids, run_id)
             await store.complete_run(conn, run_id, len(result.themes), changes)
@@ -236,6 +356,7 @@ class MiningActivities:
             self.mining_encode_batch,
             self.mining_cluster,
             self.mining_fail,
+            self.mining_reconcile,
         ]
 
 
@@ -269,6 +390,31 @@ def _classify_and_assign(
             continue
         raw = miner.assign(stmts, vecs, model)
         out.append([store.theme_key(scope, t) if t else None for t in raw])
+    return out
+
+
+def programme_labels(
+    miner: Miner, pairs: Sequence[tuple[Statement, str | None]]
+) -> list[store.ProgrammeLabel]:
+    """Each programme's label and keyphrases of each of its themes, computed by
+    the miner's labeller from that programme's statements only, so a key of
+    programme A never reads a word only programme B wrote."""
+    statements = [s for s, _ in pairs]
+    by_programme: dict[str, dict[str, list[int]]] = {}
+    for i, (s, tid) in enumerate(pairs):
+        if tid and s.programme:
+            by_programme.setdefault(s.programme, {}).setdefault(tid, []).append(i)
+    out: list[store.ProgrammeLabel] = []
+    for programme, themes in sorted(by_programme.items()):
+        tids = sorted(themes)
+        clusters = [themes[t] for t in tids]
+        texts = miner.labeller.describe(statements, clusters)
+        out += [
+            store.ProgrammeLabel(
+                t, programme, tt.label, tt.label_language, list(tt.keyphrases), len(members)
+            )
+            for t, members, tt in zip(tids, clusters, texts, strict=True)
+        ]
     return out
 
 

@@ -26,9 +26,12 @@ from temporalio.client import (
 
 from peerlearn.settings import Settings, get_settings
 from workflows.mining import (
+    NOTE_RECONCILIATION,
+    RECONCILE_SCHEDULE_ID,
     SCHEDULE_ID,
     THEME_MINING,
     MiningProgress,
+    ReconcileInput,
     ThemeMiningInput,
     workflow_id_for_run,
 )
@@ -49,6 +52,33 @@ async def ensure_mining_schedule(
             id=schedule_id,  # Temporal appends the scheduled time
             task_queue=settings.task_queue,
             execution_timeout=timedelta(hours=6),
+        ),
+        spec=ScheduleSpec(intervals=[ScheduleIntervalSpec(every=every)]),
+        policy=SchedulePolicy(overlap=ScheduleOverlapPolicy.SKIP),
+    )
+    try:
+        await client.create_schedule(schedule_id, schedule)
+        return True
+    except ScheduleAlreadyRunningError:
+        return False
+
+
+async def ensure_reconcile_schedule(
+    client: Client,
+    settings: Settings,
+    *,
+    every: timedelta = timedelta(minutes=1),
+    schedule_id: str = RECONCILE_SCHEDULE_ID,
+) -> bool:
+    """Create the note-reconciliation schedule if absent (True when created now):
+    every minute, notes acknowledged but never mined get their statements."""
+    schedule = Schedule(
+        action=ScheduleActionStartWorkflow(
+            NOTE_RECONCILIATION,
+            ReconcileInput(),
+            id=schedule_id,
+            task_queue=settings.task_queue,
+            execution_timeout=timedelta(hours=1),
         ),
         spec=ScheduleSpec(intervals=[ScheduleIntervalSpec(every=every)]),
         policy=SchedulePolicy(overlap=ScheduleOverlapPolicy.SKIP),

@@ -116,11 +116,13 @@ async def run_worker(settings: Settings, stop: asyncio.Event) -> None:
         async with worker:
             # The nightly re-mine is a Temporal Schedule; creating it is idempotent,
             # so every worker may try and the first one wins.
-            from service.mining_schedule import ensure_mining_schedule
+            from service.mining_schedule import ensure_mining_schedule, ensure_reconcile_schedule
 
             try:
                 if await ensure_mining_schedule(client, settings):
                     log.info("created the nightly theme-mining schedule")
+                if await ensure_reconcile_schedule(client, settings):
+                    log.info("created the note-reconciliation schedule")
             except Exception as exc:  # a schedule problem must not stop the worker
                 log.warning("could not ensure the theme-mining schedule: %s", exc)
             await stop.wait()

@@ -238,3 +238,150 @@ async def test_assign_note_themes_reads_the_cycle_read_models(
     assert str(row["source_date"]) == "2025-02-03" and row["language"] == "sv"
     # joined a theme, or waits unassigned for the next re-mine when none is close enough
     assert (row["theme_id"] in out.theme_ids) if row["theme_id"] else out.unassigned == 1
+
+
+async def _add_note(pool: AsyncConnectionPool, note_id: str, text: str, age_s: int) -> None:
+    """A note as the cycle engine's read model holds it (meeting v9 of gt-9)."""
+    async with pool.connection() as conn:
+        await conn.execute(
+            "INSERT INTO notes (id, cycle_id, programme_id, meeting_id, author_organisation,"
+            " language, text, client_key, submitted_at) VALUES (%s, 'gt-9', 'greentech', 'v9',"
+            " 'east-agency', 'en', %s, %s, now() - make_interval(secs => %s))",
+            (note_id, text, note_id, age_s),
+        )
+        await conn.commit()
+
+
+async def test_reconciliation_mines_acknowledged_notes_that_never_got_statements(
+    acts: MiningActivities, pool: AsyncConnectionPool
+) -> None:
+    """Notes whose cycle never mined them (an import, retries still failing) get
+    their statements and a ThemesUpdated; a second pass finds nothing; a note
+    younger than min_age is left to its cycle."""
+    from temporalio.testing import ActivityEnvironment
+
+    from workflows.mining import ReconcileInput
+
+    await _add_note(pool, "rc-1", "- Weekly online meetings kept the members engaged.", 600)
+    await _add_note(pool, "rc-2", "- Shared procurement cut the cost of solar panels.", 600)
+    await _add_note(pool, "rc-new", "- A very recent note stays with its cycle.", 0)
+    env = ActivityEnvironment()
+    out = await env.run(acts.mining_reconcile, ReconcileInput("all", min_age_s=60))
+    assert (out.notes, out.rejected) == (2, 0) and out.statements == 2
+    rows = await _rows(
+        pool,
+        "SELECT n.id, n.statement_count, count(s.id) AS n FROM notes n"
+        " LEFT JOIN statements s ON s.note_id = n.id WHERE n.id LIKE 'rc-%%'"
+        " GROUP BY n.id ORDER BY n.id",
+    )
+    assert [(r["id"], r["statement_count"], r["n"]) for r in rows] == [
+        ("rc-1", 1, 1),
+        ("rc-2", 1, 1),
+        ("rc-new", None, 0),
+    ]
+    events = await _rows(
+        pool,
+        "SELECT payload FROM events WHERE stream_id = 'gt-9' AND type = 'ThemesUpdated'",
+    )
+    assert sorted(e["payload"]["note_id"] for e in events) == ["rc-1", "rc-2"]
+    again = await env.run(acts.mining_reconcile, ReconcileInput("all", min_age_s=60))
+    assert again.notes == 0
+
+
+async def test_a_note_that_cannot_be_mined_is_rejected_for_good_and_recorded(
+    acts: MiningActivities, pool: AsyncConnectionPool
+) -> None:
+    from temporalio.exceptions import ApplicationError
+    from temporalio.testing import ActivityEnvironment
+
+    from workflows.mining_contract import AssignNoteThemesInput
+
+    with pytest.raises(ApplicationError) as err:
+        await ActivityEnvironment().run(
+            acts.assign_note_themes, AssignNoteThemesInput("no-such-note", "gt-9", "v9")
+        )
+    assert err.value.non_retryable and err.value.type == "NoteRejected"
+    events = await _rows(
+        pool, "SELECT payload FROM events WHERE stream_id = 'gt-9' AND type = 'NoteRejected'"
+    )
+    assert [e["payload"]["note_id"] for e in events] == ["no-such-note"]
+    assert events[0]["payload"]["stage"] == "mining"
+
+
+async def test_a_graceful_worker_stop_asks_for_a_prompt_retry(
+    acts: MiningActivities, pool: AsyncConnectionPool
+) -> None:
+    """WorkerShutdown is retryable with a short fixed delay: a stop never ends
+    the note's mining and never grows its backoff."""
+    import asyncio
+
+    from temporalio.exceptions import ApplicationError
+    from temporalio.testing import ActivityEnvironment
+
+    from workflows.mining_contract import AssignNoteThemesInput
+
+    await _add_note(pool, "sd-1", "- Long note.\n" * 40, 0)
+    env = ActivityEnvironment()
+    task = asyncio.create_task(
+        env.run(acts.assign_note_themes, AssignNoteThemesInput("sd-1", "gt-9", "v9"))
+    )
+    await asyncio.sleep(0.01)
+    env.worker_shutdown()
+    env.cancel()
+    with pytest.raises(ApplicationError) as err:
+        await task
+    assert err.value.type == "WorkerShutdown" and not err.value.non_retryable
+    assert err.value.next_retry_delay is not None
+
+
+_NUMBERS = ("ten", "twelve", "fifteen", "eight", "eleven", "nine")
+# The same lesson in both programmes; only programme B's mention the hospital.
+_PROCUREMENT_A = [
+    f"Joint procurement lowered the price by {n} percent for the cluster members." for n in _NUMBERS
+]
+_PROCUREMENT_B = [
+    f"Joint procurement lowered the price by {n} percent for the hospital." for n in _NUMBERS
+]
+
+
+async def test_labels_a_restricted_key_reads_come_only_from_its_programmes(
+    acts: MiningActivities, pool: AsyncConnectionPool
+) -> None:
+    """A word only programme B wrote ('hospital') may be in the global label of a
+    theme both programmes share, never in programme A's label or keyphrases."""
+    notes = [
+        NoteIn(id=f"lab-{p}-{i}", text=t, language="en", programme=f"prog-{p}", cycle=f"c-{p}",
+               meeting="m1", organisation=f"org-{p}{i % 3}", date="2025-03-01")
+        for p, texts in (("a", _PROCUREMENT_A), ("b", _PROCUREMENT_B))
+        for i, t in enumerate(texts)
+    ]  # fmt: skip
+    await acts.ingest_notes(notes)
+    await mine_directly(pool, acts, "run-labels")
+    shared = await _rows(
+        pool,
+        "SELECT theme_id FROM statements WHERE programme_id IN ('prog-a', 'prog-b')"
+        " AND theme_id IS NOT NULL GROUP BY theme_id"
+        " HAVING count(DISTINCT programme_id) = 2",
+    )
+    assert shared, "the procurement notes of A and B share a theme"
+    leaked = await _rows(
+        pool,
+        "SELECT t.id, t.label, t.keyphrases::text AS keys,"
+        " theme_label_for(t.id, ARRAY['prog-a']) AS a_label,"
+        " theme_keyphrases_for(t.id, ARRAY['prog-a'])::text AS a_keys,"
+        " theme_label_for(t.id, ARRAY['prog-b']) AS b_label,"
+        " theme_keyphrases_for(t.id, ARRAY['prog-b'])::text AS b_keys,"
+        " theme_label_for(t.id, NULL) AS any_label"
+        " FROM themes t WHERE t.id = ANY(%s)",
+        [r["theme_id"] for r in shared],
+    )
+    assert any("hospital" in (r["label"] + r["keys"]) for r in leaked), leaked  # the leak
+    for r in leaked:
+        assert r["a_label"] and "hospital" not in r["a_label"] + r["a_keys"], r
+        assert r["any_label"] == r["label"]
+    assert any("hospital" in r["b_label"] + r["b_keys"] for r in leaked), leaked
+    # a key of neither programme reads no label at all (the API shows the id)
+    none = await _rows(
+        pool, "SELECT theme_label_for(%s, ARRAY['prog-z']) AS x", shared[0]["theme_id"]
+    )
+    assert none == [{"x": None}]

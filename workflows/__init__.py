@@ -7,6 +7,6 @@ registers; add a workflow class here when you write one.
 from __future__ import annotations
 
 from workflows.cycle import PeerLearningCycle
-from workflows.mining import ThemeMining
+from workflows.mining import NoteReconciliation, ThemeMining
 
-ALL_WORKFLOWS: list[type] = [ThemeMining, PeerLearningCycle]
+ALL_WORKFLOWS: list[type] = [ThemeMining, PeerLearningCycle, NoteReconciliation]

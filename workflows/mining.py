@@ -27,7 +27,12 @@ MINING_PREPARE = "mining_prepare"
 MINING_ENCODE_BATCH = "mining_encode_batch"
 MINING_CLUSTER = "mining_cluster"
 MINING_FAIL = "mining_fail"
+MINING_RECONCILE = "mining_reconcile"
 SCHEDULE_ID = "theme-mining-nightly"
+NOTE_RECONCILIATION = "NoteReconciliation"
+RECONCILE_SCHEDULE_ID = "note-reconciliation"
+# Replay safety: ThemeMining runs started before reconciliation existed skip it.
+RECONCILE_PATCH = "reconcile-before-mining"
 
 
 def workflow_id_for_run(run_id: str) -> str:
@@ -109,6 +114,26 @@ class MiningFailInput:
     error: str
 
 
+@dataclass
+class ReconcileInput:
+    """Mine the notes of ``scope`` that have no statements yet.
+
+    ``min_age_s`` leaves recent notes to the cycle's own mining activity (a
+    note mined twice is harmless, only wasted work); ``limit`` bounds one pass.
+    """
+
+    scope: str = "all"
+    min_age_s: float = 120.0
+    limit: int = 500
+
+
+@dataclass
+class ReconcileOutput:
+    notes: int = 0  # notes mined in this pass
+    statements: int = 0
+    rejected: int = 0  # notes the miner refuses for good (recorded as NoteRejected)
+
+
 @workflow.defn(name=THEME_MINING)
 class ThemeMining:
     def __init__(self) -> None:
@@ -124,6 +149,17 @@ class ThemeMining:
         p = self._progress = MiningProgress(run_id=run_id, scope=inp.scope, stage="loading")
         retry = RetryPolicy(maximum_attempts=5, initial_interval=timedelta(seconds=1))
         try:
+            if workflow.patched(RECONCILE_PATCH):
+                # notes that never got statements (imports, or a cycle's mining
+                # that has not succeeded yet) join this run instead of waiting
+                await workflow.execute_activity(
+                    MINING_RECONCILE,
+                    ReconcileInput(scope=inp.scope, min_age_s=0.0),
+                    result_type=ReconcileOutput,
+                    start_to_close_timeout=timedelta(minutes=30),
+                    heartbeat_timeout=timedelta(seconds=60),
+                    retry_policy=retry,
+                )
             prep: MiningPrepareOutput = await workflow.execute_activity(
                 MINING_PREPARE,
                 MiningPrepareInput(run_id, inp.scope, inp.trigger, inp.batch_size),
@@ -175,3 +211,26 @@ class ThemeMining:
                 retry_policy=RetryPolicy(maximum_attempts=3),
             )
             raise
+
+
+@workflow.defn(name=NOTE_RECONCILIATION)
+class NoteReconciliation:
+    """One reconciliation pass, started by a Schedule every minute: every note
+    acknowledged by the API ends up with its statements even if its cycle's
+    mining activity never ran (import, lost history) or has not succeeded yet."""
+
+    @workflow.run
+    async def run(self, inp: ReconcileInput) -> ReconcileOutput:
+        out: ReconcileOutput = await workflow.execute_activity(
+            MINING_RECONCILE,
+            inp,
+            result_type=ReconcileOutput,
+            start_to_close_timeout=timedelta(minutes=30),
+            heartbeat_timeout=timedelta(seconds=60),
+            retry_policy=RetryPolicy(
+                initial_interval=timedelta(seconds=2),
+                maximum_interval=timedelta(seconds=30),
+                maximum_attempts=5,
+            ),
+        )
+        return out

@@ -152,6 +152,31 @@ async def load_note(conn: Conn, note_id: str) -> NoteIn:
     )
     if row is None:
         raise NoteNotFound(f"note {note_id!r} is not in the notes read model")
+    return _note(row)
+
+
+async def notes_to_reconcile(conn: Conn, scope: str, min_age_s: float, limit: int) -> list[NoteIn]:
+    """Notes of ``scope`` submitted at least ``min_age_s`` ago that were never
+    mined: no statements, no ThemesUpdated (``statement_count`` is NULL: a note
+    with nothing to say is mined to zero statements, not forever), and not
+    rejected by the miner. Oldest first."""
+    rows = await fetch_all(
+        conn,
+        "SELECT n.id, n.text, n.language, n.programme_id, n.cycle_id, n.meeting_id,"
+        " n.author_organisation, coalesce(m.held_at, m.starts_at, n.submitted_at) AS at"
+        " FROM notes n LEFT JOIN meetings m ON m.cycle_id = n.cycle_id AND m.id = n.meeting_id"
+        " WHERE n.statement_count IS NULL AND (%s = 'all' OR n.programme_id = %s)"
+        " AND n.submitted_at <= now() - make_interval(secs => %s)"
+        " AND NOT EXISTS (SELECT 1 FROM statements s WHERE s.note_id = n.id)"
+        " AND NOT EXISTS (SELECT 1 FROM events e WHERE e.stream_id = n.cycle_id"
+        "  AND e.type = %s AND e.payload->>'note_id' = n.id)"
+        " ORDER BY n.submitted_at, n.id LIMIT %s",
+        (scope, scope, min_age_s, EventType.NOTE_REJECTED.value, limit),
+    )
+    return [_note(r) for r in rows]
+
+
+def _note(row: Row) -> NoteIn:
     return NoteIn(
         id=row["id"],
         text=row["text"],
@@ -162,18 +187,6 @@ async def load_note(conn: Conn, note_id: str) -> NoteIn:
         organisation=row["author_organisation"],
         date=_iso_date(row["at"]),
     )
-
-
-async def notes_without_statements(conn: Conn, limit: int = 100) -> list[str]:
-    """Ids of notes that have no statement yet, oldest first (for reconciliation)."""
-    rows = await fetch_all(
-        conn,
-        "SELECT n.id FROM notes n WHERE NOT EXISTS"
-        " (SELECT 1 FROM statements s WHERE s.note_id = n.id)"
-        " ORDER BY n.submitted_at, n.id LIMIT %s",
-        (limit,),
-    )
-    return [r["id"] for r in rows]
 
 
 # ---- statements ---------------------------------------------------------------------------
@@ -453,6 +466,87 @@ async def save_themes(
         await conn.execute("UPDATE themes SET retired_at = now() WHERE id = ANY(%s)", (gone,))
 
 
+# ---- per-programme theme labels (migration 0009) ------------------------------------------
+
+
+@dataclass
+class ProgrammeLabel:
+    """A theme's label and keyphrases computed from one programme's statements."""
+
+    theme_id: str
+    programme_id: str
+    label: str
+    label_language: str
+    keyphrases: list[str]
+    size: int
+
+
+async def programme_statements(conn: Conn, programme: str) -> list[tuple[Statement, str]]:
+    """The programme's statements that sit in a theme, each with its theme id."""
+    rows = await fetch_all(
+        conn,
+        "SELECT id, note_id, position, programme_id, cycle_id, meeting_id, organisation_id,"
+        " text, language, kind, heading, content_hash, lemmas, source_date, theme_id"
+        " FROM statements WHERE programme_id = %s AND theme_id IS NOT NULL ORDER BY id",
+        (programme,),
+    )
+    return [(statement_from_row(r), r["theme_id"]) for r in rows]
+
+
+async def programmes_missing_labels(conn: Conn, pairs: Iterable[tuple[str, str]]) -> set[str]:
+    """Programmes among (theme id, programme id) ``pairs`` with no label row for that theme."""
+    todo = sorted(set(pairs))
+    if not todo:
+        return set()
+    rows = await fetch_all(
+        conn,
+        "SELECT DISTINCT p.programme_id FROM unnest(%s::text[], %s::text[]) AS p(theme_id,"
+        " programme_id) WHERE NOT EXISTS (SELECT 1 FROM theme_labels l"
+        " WHERE l.theme_id = p.theme_id AND l.programme_id = p.programme_id)",
+        ([t for t, _ in todo], [p for _, p in todo]),
+    )
+    return {r["programme_id"] for r in rows}
+
+
+async def save_programme_labels(
+    conn: Conn, programme: str | None, labels: Sequence[ProgrammeLabel], theme_ids: Iterable[str]
+) -> None:
+    """Replace the label rows of ``theme_ids`` (of one programme, or of every
+    programme when ``programme`` is None) with ``labels``."""
+    ids = sorted(set(theme_ids))
+    if programme is None:
+        await conn.execute("DELETE FROM theme_labels WHERE theme_id = ANY(%s)", (ids,))
+    else:
+        await conn.execute(
+            "DELETE FROM theme_labels WHERE programme_id = %s AND theme_id = ANY(%s)",
+            (programme, ids),
+        )
+    rows = sorted(
+        (
+            (
+                lb.theme_id,
+                lb.programme_id,
+                lb.label,
+                lb.label_language,
+                Jsonb(lb.keyphrases),
+                lb.size,
+            )
+            for lb in labels
+        ),
+        key=lambda r: (str(r[0]), str(r[1])),
+    )
+    if rows:
+        async with conn.cursor() as cur:
+            await cur.executemany(
+                "INSERT INTO theme_labels (theme_id, programme_id, label, label_language,"
+                " keyphrases, size) VALUES (%s,%s,%s,%s,%s,%s) ON CONFLICT (theme_id,"
+                " programme_id) DO UPDATE SET label = EXCLUDED.label,"
+                " label_language = EXCLUDED.label_language, keyphrases = EXCLUDED.keyphrases,"
+                " size = EXCLUDED.size, updated_at = now()",
+                rows,
+            )
+
+
 # ---- practices ---------------------------------------------------------------------------------
 
 
@@ -571,6 +665,26 @@ async def fail_run(conn: Conn, run_id: str, error: str) -> None:
 
 
 # ---- events ------------------------------------------------------------------------------------
+
+
+async def append_cycle_event(
+    pool: AsyncConnectionPool,
+    cycle_id: str,
+    etype: EventType,
+    payload: dict[str, object],
+    idempotency_key: str,
+) -> None:
+    """One event on a cycle's stream from the miner (a note rejected, themes of a
+    reconciled note), idempotent by ``idempotency_key``."""
+    async with pool.connection() as conn, conn.transaction():
+        await eventstore.append(
+            conn,
+            stream_id=cycle_id,
+            type=etype,
+            payload=dict(payload),
+            idempotency_key=idempotency_key,
+            occurred_at=datetime.now(UTC),
+        )
 
 
 async def append_mining_events(
