@@ -35,6 +35,7 @@ class EventType(StrEnum):
     MEETING_CANCELLED = "MeetingCancelled"
     MEETING_HELD = "MeetingHeld"
     SELF_ASSESSMENT_REQUESTED = "SelfAssessmentRequested"
+    SELF_ASSESSMENT_SUBMITTED = "SelfAssessmentSubmitted"  # the host's answers (issue 13)
     PREPARATION_PACK_SENT = "PreparationPackSent"
     # cycle stream: notes
     NOTES_SUBMITTED = "NotesSubmitted"

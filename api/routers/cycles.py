@@ -3,7 +3,6 @@ pause, resume, cancel."""
 
 from __future__ import annotations
 
-import base64
 import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any
@@ -30,6 +29,7 @@ from api.schemas_cycles import (
     ReasonIn,
 )
 from peerlearn import eventstore
+from peerlearn.readside.filters import decode_cursor, encode_cursor
 from workflows.cycle import PeerLearningCycle, overlap_reason
 from workflows.types import (
     CancelCycleInput,
@@ -148,15 +148,16 @@ async def start_cycle(
     return CycleStartedOut(cycle_id=cycle_id, workflow_id=wid)
 
 
-def _encode(cursor: str) -> str:
-    return base64.urlsafe_b64encode(cursor.encode()).decode().rstrip("=")
+def _encode(last_id: str) -> str:
+    return encode_cursor([last_id])
 
 
 def _decode(cursor: str) -> str:
-    try:
-        return base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
-    except Exception as exc:
-        raise Problem(422, "cursor: not a cursor this API issued") from exc
+    """The last id of the previous page; a tampered cursor is a 400 (the one
+    cursor format and check of peerlearn.readside.filters)."""
+    values = decode_cursor(cursor, 1, (str,))
+    assert values is not None  # only called with a cursor
+    return str(values[0])
 
 
 @router.get("", response_model=CyclePage)
