@@ -30,6 +30,7 @@ from api.routers import (
     programmes,
     reports,
     search,
+    self_assessment,
     theme_map,
     themes,
     ui,
@@ -53,7 +54,7 @@ ROUTERS += [
 ]
 ROUTERS += [programmes.router, cycles.router, meetings.router, notes.router]
 ROUTERS += [documents.router, imports.router]  # note originals, imports (issue 12)
-ROUTERS += [calendar.router, mail.router]  # issue 13: calendar feed, caught mail
+ROUTERS += [calendar.router, mail.router, self_assessment.router]  # issue 13
 
 
 async def load_model(settings: Settings) -> None:
@@ -74,8 +75,14 @@ async def load_model(settings: Settings) -> None:
         )
         return
     t0 = time.perf_counter()
-    await get_miner_async(settings)
-    await query_embedder(settings).embed("peerlearn warm-up query")  # first inference
+    try:
+        await get_miner_async(settings)
+        await query_embedder(settings).embed("peerlearn warm-up query")  # first inference
+    except (OSError, ImportError, RuntimeError, ValueError) as exc:
+        # a miner that cannot load must not keep cycles and notes from being served:
+        # search retries the load (and reports the error) on first use
+        log.error("the embedding model did not load at start: %s", exc)
+        return
     log.info("embedding model loaded in %.1fs", time.perf_counter() - t0)
 
 

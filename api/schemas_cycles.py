@@ -68,6 +68,34 @@ class Facilitator(BaseModel):
         return None if v is None else _email(v)
 
 
+class Question(BaseModel):
+    """One question of a programme's self-assessment questionnaire (issue 13)."""
+
+    id: str = Field(pattern=ID_PATTERN, examples=["q1"])
+    text: str = Field(min_length=1, max_length=1000, examples=["How do you support SMEs?"])
+    type: Literal["text", "scale", "choice"] = Field(
+        description="text: free text; scale: 1 (weak) to 5 (strong); choice: one of choices"
+    )
+    choices: list[str] = Field(default_factory=list, max_length=20)
+
+    @field_validator("choices")
+    @classmethod
+    def _choices(cls, v: list[str]) -> list[str]:
+        if any(not c.strip() or len(c) > 200 for c in v) or len(set(v)) != len(v):
+            raise ValueError("choices must be distinct, non-empty, at most 200 characters")
+        return v
+
+    def model_post_init(self, context: Any) -> None:
+        if (self.type == "choice") != bool(self.choices):
+            raise ValueError("a choice question needs choices; other types take none")
+
+
+def _unique_questions(v: list[Question] | None) -> list[Question] | None:
+    if v is not None and len({q.id for q in v}) != len(v):
+        raise ValueError("question ids must be unique")
+    return v
+
+
 class ProgrammeCreate(BaseModel):
     model_config = ConfigDict(
         json_schema_extra={
@@ -97,6 +125,13 @@ class ProgrammeCreate(BaseModel):
     facilitators: list[Facilitator] = Field(default_factory=list)
     languages: list[str] = Field(default_factory=list)
     webhook_url: AnyHttpUrl | None = None
+    self_assessment_questions: list[Question] = Field(
+        default_factory=list,
+        max_length=50,
+        description="The questionnaire a host answers before its site visit.",
+    )
+
+    _check_questions = field_validator("self_assessment_questions")(_unique_questions)
 
     @field_validator("time_zone")
     @classmethod
@@ -154,6 +189,9 @@ class ProgrammeUpdate(BaseModel):
     facilitators: list[Facilitator] | None = None
     languages: list[str] | None = None
     webhook_url: AnyHttpUrl | None = None
+    self_assessment_questions: list[Question] | None = Field(default=None, max_length=50)
+
+    _check_questions = field_validator("self_assessment_questions")(_unique_questions)
 
     @field_validator("time_zone")
     @classmethod
@@ -175,6 +213,7 @@ class Programme(BaseModel):
     facilitators: list[Facilitator]
     languages: list[str]
     webhook_url: str | None
+    self_assessment_questions: list[Question] = Field(default_factory=list)
     created_at: datetime
     version: int
 
@@ -410,3 +449,48 @@ class NoteRow(BaseModel):
 
 class NotePage(BaseModel):
     items: list[NoteRow]
+
+
+# ---- self-assessment answers (issue 13) ------------------------------------------
+
+
+class AnswerIn(BaseModel):
+    question_id: str = Field(pattern=ID_PATTERN)
+    value: str | int = Field(
+        description="text: the answer (up to 5000 characters); scale: 1-5; choice: one choice"
+    )
+
+
+class SelfAssessmentIn(BaseModel):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "language": "sv",
+                    "answers": [
+                        {"question_id": "q1", "value": "Vi erbjuder mentorprogram för SMF."},
+                        {"question_id": "q2", "value": 4},
+                    ],
+                }
+            ]
+        }
+    )
+    language: str = Field(default="en", pattern=LANGUAGE_PATTERN)
+    answers: list[AnswerIn] = Field(min_length=1, max_length=50)
+
+
+class AnswerOut(BaseModel):
+    question_id: str
+    question: str
+    type: str
+    value: str | int
+
+
+class SelfAssessmentOut(BaseModel):
+    cycle_id: str
+    meeting_id: str
+    host: str
+    language: str
+    answers: list[AnswerOut]
+    submitted_by: str | None
+    submitted_at: datetime

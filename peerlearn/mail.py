@@ -45,6 +45,7 @@ from zoneinfo import ZoneInfo
 from psycopg import AsyncConnection
 from psycopg.rows import dict_row
 
+from peerlearn import self_assessment
 from peerlearn.events import EventType
 from peerlearn.ical import (
     CalendarContext,
@@ -342,6 +343,7 @@ class CycleContext:
     cycle: dict[str, Any]
     events: list[LogEvent]
     note_authors: dict[str, set[str]] = field(default_factory=dict)  # meeting -> partner ids
+    self_assessments: dict[str, list[dict[str, Any]]] = field(default_factory=dict)  # answers
 
     @property
     def partner_names(self) -> dict[str, str]:
@@ -371,7 +373,8 @@ async def load_cycle_context(conn: AsyncConnection[Any], cycle_id: str) -> Cycle
         authors: dict[str, set[str]] = {}
         for r in await cur.fetchall():
             authors.setdefault(r["meeting_id"], set()).add(r["author_organisation"])
-    return CycleContext(programme, cycle, events, authors)
+    answers = {r["meeting_id"]: r["answers"] for r in await self_assessment.load(conn, cycle_id)}
+    return CycleContext(programme, cycle, events, authors, answers)
 
 
 CALENDAR_EVENTS = (
@@ -416,8 +419,21 @@ def _values(
             location="Online" if m.format == "online" else names.get(m.host or "", "-"),
             topics=", ".join(m.topics) or "-",
             target_groups=", ".join(p.get("target_groups") or []) or "-",
+            self_assessment=self_assessment.as_text(ctx.self_assessments.get(m.meeting_id, []))
+            or "-",
+            meeting_path=f"/v1/cycles/{m.cycle_id}/meetings/{m.meeting_id}",
         )
+    values["questions"] = questions_text(ctx.programme.get("self_assessment_questions") or [])
     return values
+
+
+def questions_text(questions: Sequence[Mapping[str, Any]]) -> str:
+    """A questionnaire as plain text for the host's request e-mail."""
+    lines = []
+    for q in questions:
+        hint = {"scale": " (1-5)", "choice": f" ({' / '.join(q.get('choices', []))})"}
+        lines.append(f"- {q['text']}{hint.get(q['type'], '')}")
+    return "\n".join(lines) or "-"
 
 
 def plan_row(row: Mapping[str, Any], ctx: CycleContext, settings: Settings) -> list[PlannedMail]:
