@@ -9,6 +9,7 @@ id, so neither its existence nor its programme's name leaks.
 from __future__ import annotations
 
 import asyncio
+import base64
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -179,3 +180,16 @@ async def test_outside_the_grant_is_an_unknown_id(world: World) -> None:
             )
         r = await w.client.get("/v1/themes", params={"programme": w.theirs}, headers=key)
         assert r.status_code == 404
+
+
+async def test_tampered_cycle_cursors_are_400(world: World) -> None:
+    def b64(raw: str) -> str:
+        return base64.urlsafe_b64encode(raw.encode()).decode().rstrip("=")
+
+    for cursor in ("AA", "!!!", b64("{}"), b64("[1]"), b64('["\\u0000"]'), b64('["\\ud800"]')):
+        r = await world.client.get("/v1/cycles", params={"cursor": cursor})
+        assert r.status_code == 400, (cursor, r.text)
+        assert r.headers["content-type"].startswith("application/problem+json")
+    page = (await world.client.get("/v1/cycles", params={"limit": 1})).json()
+    nxt = await world.client.get("/v1/cycles", params={"limit": 1, "cursor": page["next_cursor"]})
+    assert nxt.status_code == 200 and nxt.json()["items"][0]["id"] > page["items"][0]["id"]

@@ -4,6 +4,7 @@ search, exports, mining runs, the wrap-up report, and the programme grant."""
 
 from __future__ import annotations
 
+import base64
 import csv
 import io
 from collections.abc import AsyncIterator
@@ -404,3 +405,37 @@ async def test_note_text_stays_inert_in_exports_and_reports(
         async with pool.connection() as conn:
             await conn.execute("UPDATE statements SET text = %s WHERE id = %s", (text, sid))
             await conn.execute("UPDATE themes SET label = %s WHERE id = %s", (label, theme["id"]))
+
+
+def _tampered() -> list[str]:
+    """Cursors no page of ours issued: not base64/JSON, wrong shape, wrong types,
+    NUL and lone surrogates (which PostgreSQL would refuse with a 500)."""
+
+    def b64(raw: str) -> str:
+        return base64.urlsafe_b64encode(raw.encode()).decode().rstrip("=")
+
+    return [
+        "AA",
+        "!!!",
+        b64("{}"),
+        b64("[]"),
+        b64('[{"x": 1}, "id"]'),
+        b64('["a", "b", "c", "d"]'),
+        b64('[1, 2, 3, "\\u0000"]'),
+        b64('[1, 2, 3, "\\ud800"]'),
+        b64("[1, 2.5, true]"),
+        b64("[" + "9" * 5000 + ', 1, 1, "x"]'),
+    ]
+
+
+async def test_tampered_cursors_are_400(client: httpx.AsyncClient) -> None:
+    for path in ("/v1/themes", "/v1/practices"):
+        for cursor in _tampered():
+            r = await client.get(path, params={"cursor": cursor})
+            assert r.status_code == 400, (path, cursor, r.text)
+            assert r.headers["content-type"].startswith("application/problem+json")
+            assert "cursor" in r.json()["detail"]
+    # an issued cursor still pages
+    page = (await client.get("/v1/themes", params={"limit": 1})).json()
+    nxt = await client.get("/v1/themes", params={"limit": 1, "cursor": page["next_cursor"]})
+    assert nxt.status_code == 200 and nxt.json()["items"] != page["items"]

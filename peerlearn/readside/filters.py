@@ -77,6 +77,34 @@ def visible_clause(principal: Principal, alias: str = "s") -> tuple[str, dict[st
     return f"{alias}.programme_id = ANY(%(visible)s)", {"visible": visible}
 
 
+# ---- theme labels ----------------------------------------------------------------------
+
+
+def label_scope(principal: Principal, f: Filters | None = None) -> list[str] | None:
+    """Whose statements a theme's label and keyphrases may come from: the filtered
+    programme, else the caller's grant; None (the theme's own label, built over
+    every programme) only for an unrestricted caller looking at everything."""
+    if f is not None and f.programme:
+        return [f.programme]
+    return principal.programme_filter()
+
+
+def label_columns(
+    scope: list[str] | None, params: dict[str, Any], alias: str = "t"
+) -> tuple[str, str]:
+    """SQL for a theme's label and keyphrases as ``scope`` may read them
+    (migration 0009: ``theme_label_for`` / ``theme_keyphrases_for``, built
+    only from those programmes' statements, so a restricted key never sees a
+    word another programme wrote; the theme id when none has a label)."""
+    if scope is None:
+        return f"{alias}.label", f"{alias}.keyphrases"
+    params["label_scope"] = scope
+    return (
+        f"coalesce(theme_label_for({alias}.id, %(label_scope)s::text[]), {alias}.id)",
+        f"theme_keyphrases_for({alias}.id, %(label_scope)s::text[])",
+    )
+
+
 # ---- cursors ---------------------------------------------------------------------------
 
 # A cursor is the sort key of the last row of a page; each position holds one of
@@ -108,6 +136,20 @@ def decode_cursor(
         raise BadRequest("invalid cursor; pass the next_cursor of a previous page")
     for i, v in enumerate(values):
         want = types[i] if types is not None else _CURSOR_TYPES
-        if isinstance(v, bool) or not isinstance(v, want):
+        if isinstance(v, bool) or not isinstance(v, want) or not _storable(v):
             raise BadRequest("invalid cursor; pass the next_cursor of a previous page")
     return values
+
+
+def _storable(v: object) -> bool:
+    """Whether PostgreSQL can take the value as a parameter: text without NUL
+    and encodable as UTF-8 (JSON allows ``\\u0000`` and lone surrogates)."""
+    if not isinstance(v, str):
+        return True
+    if "\x00" in v:
+        return False
+    try:
+        v.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
