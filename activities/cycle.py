@@ -15,6 +15,7 @@ from psycopg_pool import AsyncConnectionPool
 from temporalio import activity
 
 from peerlearn import eventstore
+from peerlearn.events import EventType
 from peerlearn.settings import Settings
 from workflows.types import (
     APPEND_CYCLE_EVENT,
@@ -78,7 +79,7 @@ class CycleActivities:
             res = await eventstore.append(
                 conn,
                 stream_id=inp.cycle_id,
-                type="NotesSubmitted",
+                type=EventType.NOTES_SUBMITTED,
                 payload={
                     "note_id": inp.note_id,
                     "meeting_id": n.meeting_id,

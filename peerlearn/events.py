@@ -1,7 +1,7 @@
 """The event vocabulary: one name per event, shared by every writer and projector.
 
 The workflows decide which events happen, the activities append them, and the
-projectors in ``peerlearn.eventstore`` turn them into read models. All three
+projectors in ``peerlearn.projections`` turn them into read models. All three
 import the names from here, so a typo is an ``AttributeError`` at import time
 instead of a silently missing projection. The values are the strings stored in
 the ``events`` table and in saved workflow histories: never rename a value,
@@ -43,6 +43,7 @@ class EventType(StrEnum):
     NOTES_OVERDUE = "NotesOverdue"
     NOTE_WINDOW_CLOSED = "NoteWindowClosed"
     THEMES_UPDATED = "ThemesUpdated"
+    NOTE_REJECTED = "NoteRejected"  # accepted by the API, refused by storage for good
     # cycle stream: wrap-up
     WRAP_UP_PUBLISHED = "WrapUpPublished"
     FOLLOW_UP_DUE = "FollowUpDue"
@@ -52,6 +53,7 @@ class EventType(StrEnum):
     THEME_MERGED = "ThemeMerged"
     THEME_SPLIT = "ThemeSplit"
     THEME_RETIRED = "ThemeRetired"
+    THEME_CHANGED = "ThemeChanged"  # a theme change of a kind newer than this vocabulary
 
 
 class UnknownEventType(ValueError):

@@ -8,13 +8,13 @@ from typing import Any
 
 
 def _rebuild(args: argparse.Namespace) -> int:
-    from peerlearn import db, eventstore
+    from peerlearn import db, projections
     from peerlearn.settings import get_settings
 
     conninfo = db.database_url(get_settings())
     db.wait_for_database(conninfo)
     db.migrate(conninfo)
-    counts = eventstore.rebuild_projections(conninfo)
+    counts = projections.rebuild_projections(conninfo)
     print("rebuilt from the event log: " + ", ".join(f"{t} {n}" for t, n in counts.items()))
     return 0
 

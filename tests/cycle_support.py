@@ -10,12 +10,14 @@ from psycopg.rows import dict_row
 from psycopg_pool import AsyncConnectionPool
 from temporalio import activity
 from temporalio.client import Client
+from temporalio.exceptions import ApplicationError
 from temporalio.worker import Worker
 
 from activities.cycle import CycleActivities
 from activities.notify import NotifyActivities
 from activities.reports import ReportActivities
 from peerlearn import eventstore
+from peerlearn.events import EventType
 from peerlearn.settings import Settings
 from workflows.cycle import PeerLearningCycle
 from workflows.mining_contract import (
@@ -43,8 +45,8 @@ class StubMining:
         async with self.pool.connection() as conn, conn.cursor(row_factory=dict_row) as cur:
             await cur.execute("SELECT text FROM notes WHERE id = %s", (inp.note_id,))
             row = await cur.fetchone()
-        if row and FAIL_MINING in row["text"]:
-            raise RuntimeError("miner unavailable")
+        if row and FAIL_MINING in row["text"]:  # refused for good, as activities.mining does
+            raise ApplicationError("note cannot be mined", type="NoteRejected", non_retryable=True)
         return AssignNoteThemesOutput(statement_count=1, theme_ids=[f"theme-{inp.meeting_id}"])
 
 
@@ -79,7 +81,7 @@ async def create_programme(
     await eventstore.append_event(
         pool,
         stream_id=eventstore.programme_stream(pid),
-        type="ProgrammeCreated",
+        type=EventType.PROGRAMME_CREATED,
         payload={
             "id": pid,
             "name": "Test programme",

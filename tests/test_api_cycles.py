@@ -15,6 +15,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import httpx
+import pytest
 import pytest_asyncio
 from auth_helpers import admin_headers, api_client
 from cycle_support import cycle_worker, event_types
@@ -23,7 +24,7 @@ from psycopg_pool import AsyncConnectionPool
 from temporalio.testing import WorkflowEnvironment
 
 from api.main import create_app
-from peerlearn import eventstore
+from peerlearn import projections
 from peerlearn.settings import Settings
 from workflows.types import CycleResult, workflow_id_for
 
@@ -163,159 +164,307 @@ async def test_programme_validation(ctx: Ctx) -> None:
     assert (await ctx.client.get("/v1/programmes/nope")).status_code == 404
 
 
-async def test_http_flow_and_refusals(ctx: Ctx) -> None:
-    c = ctx
-    pid = await _programme(c)
-    now = datetime.now(UTC)
-    far = timedelta(days=10)
-    cid = "http-" + uuid.uuid4().hex[:6]
-    body: dict[str, Any] = {
-        "cycle_id": cid,
+# ---- the manager's flow, one behaviour per test ------------------------------------------
+#
+# These share one API app whose task queue has a worker running for the whole
+# module (``flow``); each test starts its own cycle (``started``), so a failure
+# names one behaviour and no test depends on another's leftovers.
+
+FAR = timedelta(days=10)
+
+
+class Flow:
+    client: httpx.AsyncClient
+    c: Ctx
+    pid: str
+
+
+class Started:
+    cid: str
+    now: datetime
+    body: dict[str, Any]
+
+
+@pytest_asyncio.fixture(loop_scope="session", scope="module")
+async def flow(ctx: Ctx) -> AsyncIterator[Flow]:
+    f = Flow()
+    f.c = ctx
+    tq = ctx.tq + "-flow"
+    settings = Settings(
+        database_url=ctx.database_url,
+        temporal_address=ctx.env.client.service_client.config.target_host,
+        task_queue=tq,
+        load_demo=False,
+    )
+    async with (
+        api_client(create_app(settings), admin_headers(ctx.database_url)) as client,
+        cycle_worker(ctx.env.client, ctx.pool, tq),
+    ):
+        f.client = client
+        f.pid = await _programme(ctx)
+        yield f
+
+
+def _cycle_body(pid: str, now: datetime, cid: str | None = None) -> dict[str, Any]:
+    return {
+        "cycle_id": cid or "http-" + uuid.uuid4().hex[:6],
         "programme_id": pid,
         "title": "HTTP flow",
-        "meetings": _schedule(now, far),
+        "meetings": _schedule(now, FAR),
         "policies": {"prep_pack_lead_days": 1},
     }
 
-    # invalid schedules: 422 before any workflow starts
-    bad = [
+
+@pytest_asyncio.fixture(loop_scope="session")
+async def started(flow: Flow) -> Started:
+    """A running cycle: kickoff in 10 days, visit-1 in 20, visit-2 in 30."""
+    s = Started()
+    s.now = datetime.now(UTC)
+    s.body = _cycle_body(flow.pid, s.now)
+    s.cid = s.body["cycle_id"]
+    r = await flow.client.post("/v1/cycles", json=s.body)
+    assert r.status_code == 201, r.text
+    await _wait_for(lambda: _has_row(flow.c, s.cid))
+    await _wait_for(lambda: _settled(flow, s.cid))
+    return s
+
+
+async def _settled(flow: Flow, cid: str) -> bool:
+    """Everything due at once (e.g. self-assessment requests) is in the log,
+    so a test counting events sees only its own."""
+    st = (await flow.client.get(f"/v1/cycles/{cid}")).json()
+    nxt = st.get("next_deadline")
+    return (
+        st.get("source") == "workflow"
+        and st["events"] == await _count(flow.c, cid)
+        and nxt is not None
+        and datetime.fromisoformat(nxt["at"]["utc"]) > datetime.now(UTC)
+    )
+
+
+@pytest_asyncio.fixture(loop_scope="session")
+async def held(flow: Flow, started: Started) -> Started:
+    """``started`` with its kickoff marked held, so it takes notes."""
+    r = await flow.client.post(f"/v1/cycles/{started.cid}/meetings/kickoff/held", json={})
+    assert r.status_code == 202, r.text
+    await _wait_for(lambda: _meeting_state(flow.c, started.cid, "kickoff", "held"))
+    await _wait_for(lambda: _settled(flow, started.cid))
+    return started
+
+
+async def _post_note(
+    flow: Flow, cid: str, note: dict[str, Any], key: str | None = None
+) -> httpx.Response:
+    headers = {"Idempotency-Key": key} if key else {}
+    return await flow.client.post(
+        f"/v1/cycles/{cid}/meetings/kickoff/notes", json=note, headers=headers
+    )
+
+
+def _bad_schedules(now: datetime) -> list[tuple[list[dict[str, Any]], str]]:
+    return [
         ([{"kind": "kickoff", "starts_at": _iso(now - timedelta(days=1))}], "in the past"),
-        ([{"kind": "site_visit", "host": "nobody", "starts_at": _iso(now + far)}], "not a partner"),
+        ([{"kind": "site_visit", "host": "nobody", "starts_at": _iso(now + FAR)}], "not a partner"),
         (
             [
-                {"kind": "webinar", "starts_at": _iso(now + far), "duration_minutes": 120},
-                {"kind": "webinar", "starts_at": _iso(now + far + timedelta(minutes=30))},
+                {"kind": "webinar", "starts_at": _iso(now + FAR), "duration_minutes": 120},
+                {"kind": "webinar", "starts_at": _iso(now + FAR + timedelta(minutes=30))},
             ],
             "overlaps",
         ),
         ([], "meetings"),
     ]
-    for meetings, reason in bad:
-        r = await c.client.post("/v1/cycles", json={**body, "meetings": meetings})
+
+
+async def test_an_invalid_schedule_is_422_problem_before_any_workflow(flow: Flow) -> None:
+    now = datetime.now(UTC)
+    for meetings, reason in _bad_schedules(now):
+        body = {**_cycle_body(flow.pid, now), "meetings": meetings}
+        r = await flow.client.post("/v1/cycles", json=body)
         assert r.status_code == 422 and reason in r.json()["detail"], r.text
         assert r.headers["content-type"].startswith("application/problem+json")
+        assert not await _has_row(flow.c, body["cycle_id"])
 
-    async with cycle_worker(c.env.client, c.pool, c.tq):
-        r = await c.client.post("/v1/cycles", json=body)
-        assert r.status_code == 201, r.text
-        assert r.json() == {"cycle_id": cid, "workflow_id": workflow_id_for(cid)}
-        r = await c.client.post("/v1/cycles", json=body)
-        assert r.status_code == 409
-        await _wait_for(lambda: _has_row(c, cid))
 
-        # move a meeting
-        r = await c.client.post(
-            f"/v1/cycles/{cid}/meetings/visit-2/move", json={"starts_at": _iso(now + far * 5)}
-        )
-        assert r.status_code == 200 and r.json()["event_type"] == "MeetingMoved", r.text
+async def test_start_answers_201_and_the_same_cycle_id_again_409(flow: Flow) -> None:
+    body = _cycle_body(flow.pid, datetime.now(UTC))
+    cid = body["cycle_id"]
+    r = await flow.client.post("/v1/cycles", json=body)
+    assert r.status_code == 201, r.text
+    assert r.json() == {"cycle_id": cid, "workflow_id": workflow_id_for(cid)}
+    r = await flow.client.post("/v1/cycles", json=body)
+    assert r.status_code == 409, r.text
 
-        # refused changes: 4xx with the reason, and no new event
-        before = await _count(c, cid)
-        refusals = [
-            (
-                f"/v1/cycles/{cid}/meetings/visit-1/move",
-                {"starts_at": _iso(now - timedelta(hours=1))},
-                409,
-                "not in the future",
-            ),
-            (f"/v1/cycles/{cid}/meetings/visit-1/host", {"host": "stranger"}, 409, "not a partner"),
-            (
-                f"/v1/cycles/{cid}/meetings/visit-1/move",
-                {"starts_at": _iso(now + far * 5)},
-                409,
-                "overlaps",
-            ),
-            (
-                f"/v1/cycles/{cid}/meetings/visit-1/move",
-                {"starts_at": _iso(now + far * 50)},
-                409,
-                "after the cycle ends",
-            ),
-            (f"/v1/cycles/{cid}/meetings/ghost/cancel", {"reason": "x"}, 404, "ghost"),
-            (
-                f"/v1/cycles/{cid}/meetings/visit-1/notes",
-                {"author_organisation": "vaxa", "language": "en", "text": "too early"},
-                409,
-                "not been held",
-            ),
-        ]
-        for url, payload, code, reason in refusals:
-            r = await c.client.post(url, json=payload)
-            assert r.status_code == code and reason in r.json()["detail"], (url, r.text)
-        assert await _count(c, cid) == before
 
-        # mark the kickoff held, then notes twice with one key: stored once
-        r = await c.client.post(f"/v1/cycles/{cid}/meetings/kickoff/held", json={})
-        assert r.status_code == 202, r.text
-        await _wait_for(lambda: _meeting_state(c, cid, "kickoff", "held"))
-        note = {
-            "author_organisation": "vaxa",
-            "language": "sv",
-            "text": "Bra besök.\nAction: dela mallen",
-        }
-        r1 = await c.client.post(
-            f"/v1/cycles/{cid}/meetings/kickoff/notes",
-            json=note,
-            headers={"Idempotency-Key": "k-1"},
-        )
-        r2 = await c.client.post(
-            f"/v1/cycles/{cid}/meetings/kickoff/notes",
-            json=note,
-            headers={"Idempotency-Key": "k-1"},
-        )
-        assert (r1.status_code, r2.status_code) == (201, 200), (r1.text, r2.text)
-        assert r1.json()["note_id"] == r2.json()["note_id"] and r2.json()["duplicate"]
-        r3 = await c.client.post(
-            f"/v1/cycles/{cid}/meetings/kickoff/notes?author_organisation=lodz&language=pl",
-            content="## Notatki\n- Dobre praktyki",
-            headers={"Content-Type": "text/markdown"},
-        )
-        assert r3.status_code == 201, r3.text
-        notes = (await c.client.get(f"/v1/cycles/{cid}/notes")).json()["items"]
-        assert len(notes) == 2 and {n["format"] for n in notes} == {"text", "markdown"}
-        types = await event_types(c.pool, cid)
-        assert types.count("NotesSubmitted") == 2
+async def test_moving_a_meeting_answers_with_its_event(flow: Flow, started: Started) -> None:
+    r = await flow.client.post(
+        f"/v1/cycles/{started.cid}/meetings/visit-2/move",
+        json={"starts_at": _iso(started.now + FAR * 5)},
+    )
+    assert r.status_code == 200 and r.json()["event_type"] == "MeetingMoved", r.text
+    assert (await event_types(flow.c.pool, started.cid))[-1] == "MeetingMoved"
 
-        async def mined() -> bool:  # theme assignment runs after the answer
-            return (await event_types(c.pool, cid)).count("ThemesUpdated") == 2
 
-        await _wait_for(mined)
+REFUSALS = [
+    # (name, url tail, payload builder, status, reason)
+    (
+        "move-into-the-past",
+        "visit-1/move",
+        lambda now: {"starts_at": _iso(now - timedelta(hours=1))},
+        409,
+        "not in the future",
+    ),
+    ("host-not-a-partner", "visit-1/host", lambda now: {"host": "stranger"}, 409, "not a partner"),
+    (
+        "move-onto-another-meeting",
+        "visit-1/move",
+        lambda now: {"starts_at": _iso(now + FAR * 3)},
+        409,
+        "overlaps",
+    ),
+    (
+        "move-after-the-cycle-ends",
+        "visit-1/move",
+        lambda now: {"starts_at": _iso(now + FAR * 50)},
+        409,
+        "after the cycle ends",
+    ),
+    ("cancel-unknown-meeting", "ghost/cancel", lambda now: {"reason": "x"}, 404, "ghost"),
+    (
+        "notes-before-the-meeting-is-held",
+        "visit-1/notes",
+        lambda now: {"author_organisation": "vaxa", "language": "en", "text": "too early"},
+        409,
+        "not been held",
+    ),
+]
 
-        # a held meeting no longer changes
-        before = await _count(c, cid)
-        r = await c.client.post(
-            f"/v1/cycles/{cid}/meetings/kickoff/move", json={"starts_at": _iso(now + far * 3)}
-        )
-        assert r.status_code == 409 and "already held" in r.json()["detail"]
-        assert await _count(c, cid) == before
 
-        # cancel a meeting, read status (UTC and Warsaw time)
-        r = await c.client.post(
-            f"/v1/cycles/{cid}/meetings/visit-1/cancel", json={"reason": "host ill"}
-        )
-        assert r.status_code == 200
-        st = (await c.client.get(f"/v1/cycles/{cid}")).json()
-        assert st["source"] == "workflow" and st["status"] == "running"
-        states = {m["meeting_id"]: m["state"] for m in st["meetings"]}
-        assert states == {"kickoff": "held", "visit-1": "cancelled", "visit-2": "scheduled"}
-        assert st["note_counts"]["kickoff"] == 2
-        assert st["next_deadline"]["action"] in ("reminder", "notes_deadline", "preparation_pack")
-        assert st["meetings"][0]["starts_at"]["local"].endswith(("+01:00", "+02:00"))
+@pytest.mark.parametrize(
+    ("tail", "payload", "code", "reason"),
+    [r[1:] for r in REFUSALS],
+    ids=[r[0] for r in REFUSALS],
+)
+async def test_a_refused_change_gives_the_reason_and_writes_no_event(
+    flow: Flow,
+    started: Started,
+    tail: str,
+    payload: Any,
+    code: int,
+    reason: str,
+) -> None:
+    before = await _count(flow.c, started.cid)
+    r = await flow.client.post(
+        f"/v1/cycles/{started.cid}/meetings/{tail}", json=payload(started.now)
+    )
+    assert r.status_code == code and reason in r.json()["detail"], r.text
+    assert r.headers["content-type"].startswith("application/problem+json")
+    assert await _count(flow.c, started.cid) == before
 
-        # list with filters and cursor pagination
-        page = (await c.client.get("/v1/cycles", params={"programme_id": pid, "limit": 1})).json()
-        assert [x["id"] for x in page["items"]] == [cid] and page["next_cursor"] is None
-        r = await c.client.get("/v1/cycles", params={"status": "running", "limit": 1})
+
+async def test_a_note_sent_twice_with_one_key_is_stored_once(flow: Flow, held: Started) -> None:
+    note = {
+        "author_organisation": "vaxa",
+        "language": "sv",
+        "text": "Bra besök.\nAction: dela mallen",
+    }
+    r1 = await _post_note(flow, held.cid, note, key="k-1")
+    r2 = await _post_note(flow, held.cid, note, key="k-1")
+    assert (r1.status_code, r2.status_code) == (201, 200), (r1.text, r2.text)
+    assert r1.json()["note_id"] == r2.json()["note_id"] and r2.json()["duplicate"]
+    assert (await event_types(flow.c.pool, held.cid)).count("NotesSubmitted") == 1
+
+
+async def test_a_markdown_body_is_stored_as_a_markdown_note_and_mined(
+    flow: Flow, held: Started
+) -> None:
+    r = await flow.client.post(
+        f"/v1/cycles/{held.cid}/meetings/kickoff/notes?author_organisation=lodz&language=pl",
+        content="## Notatki\n- Dobre praktyki",
+        headers={"Content-Type": "text/markdown"},
+    )
+    assert r.status_code == 201, r.text
+    notes = (await flow.client.get(f"/v1/cycles/{held.cid}/notes")).json()["items"]
+    assert [n["format"] for n in notes] == ["markdown"]
+
+    async def mined() -> bool:  # theme assignment runs after the answer
+        return "ThemesUpdated" in await event_types(flow.c.pool, held.cid)
+
+    await _wait_for(mined)
+
+
+async def test_a_held_meeting_no_longer_moves(flow: Flow, held: Started) -> None:
+    before = await _count(flow.c, held.cid)
+    r = await flow.client.post(
+        f"/v1/cycles/{held.cid}/meetings/kickoff/move", json={"starts_at": _iso(held.now + FAR * 3)}
+    )
+    assert r.status_code == 409 and "already held" in r.json()["detail"]
+    assert await _count(flow.c, held.cid) == before
+
+
+async def test_status_shows_meeting_states_note_counts_and_local_times(
+    flow: Flow, held: Started
+) -> None:
+    cid = held.cid
+    r = await _post_note(flow, cid, {"author_organisation": "vaxa", "language": "en", "text": "ok"})
+    assert r.status_code == 201, r.text
+    r = await flow.client.post(f"/v1/cycles/{cid}/meetings/visit-1/cancel", json={"reason": "ill"})
+    assert r.status_code == 200, r.text
+    st = (await flow.client.get(f"/v1/cycles/{cid}")).json()
+    assert st["source"] == "workflow" and st["status"] == "running"
+    states = {m["meeting_id"]: m["state"] for m in st["meetings"]}
+    assert states == {"kickoff": "held", "visit-1": "cancelled", "visit-2": "scheduled"}
+    assert st["note_counts"]["kickoff"] == 1
+    assert st["next_deadline"]["action"] in ("reminder", "notes_deadline", "preparation_pack")
+    assert st["meetings"][0]["starts_at"]["local"].endswith(("+01:00", "+02:00"))  # Warsaw
+
+
+async def test_the_list_filters_by_programme_and_status_a_page_at_a_time(ctx: Ctx) -> None:
+    pid = await _programme(ctx)
+    now = datetime.now(UTC)
+    async with cycle_worker(ctx.env.client, ctx.pool, ctx.tq):
+        cids = []
+        for _ in range(2):
+            r = await ctx.client.post("/v1/cycles", json=_cycle_body(pid, now))
+            assert r.status_code == 201, r.text
+            cids.append(r.json()["cycle_id"])
+        for cid in cids:
+            await _wait_for(lambda cid=cid: _has_row(ctx, cid))
+        page = (await ctx.client.get("/v1/cycles", params={"programme_id": pid, "limit": 1})).json()
+        assert [x["id"] for x in page["items"]] == [min(cids)] and page["next_cursor"]
+        page2 = (
+            await ctx.client.get(
+                "/v1/cycles",
+                params={"programme_id": pid, "limit": 1, "cursor": page["next_cursor"]},
+            )
+        ).json()
+        assert [x["id"] for x in page2["items"]] == [max(cids)] and page2["next_cursor"] is None
+        r = await ctx.client.get("/v1/cycles", params={"status": "running", "limit": 1})
         assert r.status_code == 200 and len(r.json()["items"]) == 1
+        for cid in cids:
+            r = await ctx.client.post(f"/v1/cycles/{cid}/cancel", json={"reason": "done"})
+            assert r.status_code == 202
 
-        # cancel the cycle; later changes are refused with no new event
+
+async def test_a_cancelled_cycle_refuses_changes_and_its_log_ends_with_the_cancel(
+    ctx: Ctx,
+) -> None:
+    """Cancel with a worker, then read status with none: the read model answers."""
+    c = ctx
+    pid = await _programme(c)
+    now = datetime.now(UTC)
+    async with cycle_worker(c.env.client, c.pool, c.tq):
+        r = await c.client.post("/v1/cycles", json=_cycle_body(pid, now))
+        assert r.status_code == 201, r.text
+        cid = r.json()["cycle_id"]
+        await _wait_for(lambda: _has_row(c, cid))
         r = await c.client.post(f"/v1/cycles/{cid}/cancel", json={"reason": "funding ended"})
         assert r.status_code == 202
         h = c.env.client.get_workflow_handle(workflow_id_for(cid), result_type=CycleResult)
         assert (await h.result()).status == "cancelled"
         before = await _count(c, cid)
         r = await c.client.post(
-            f"/v1/cycles/{cid}/meetings/visit-2/move", json={"starts_at": _iso(now + far * 4)}
+            f"/v1/cycles/{cid}/meetings/visit-2/move", json={"starts_at": _iso(now + FAR * 4)}
         )
         assert r.status_code == 409 and "cancelled" in r.json()["detail"]
         assert await _count(c, cid) == before
@@ -406,11 +555,11 @@ async def _all_delivered(c: Ctx, cid: str) -> bool:
 async def test_rebuild_equals_live(ctx: Ctx) -> None:
     """Replaying the whole log into fresh tables gives exactly the live read models."""
     async with ctx.pool.connection() as conn:
-        live = await eventstore.snapshot(conn)
+        live = await projections.snapshot(conn)
     assert live["cycles"] and live["notes"] and live["outbox"] and live["reports"]
-    counts = await eventstore.arebuild_projections(ctx.database_url)
+    counts = await projections.arebuild_projections(ctx.database_url)
     async with ctx.pool.connection() as conn:
-        rebuilt = await eventstore.snapshot(conn)
+        rebuilt = await projections.snapshot(conn)
     assert counts["cycles"] == len(live["cycles"])
-    for table in eventstore.PROJECTION_TABLES:
+    for table in projections.PROJECTION_TABLES:
         assert rebuilt[table] == live[table], table

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -27,10 +27,18 @@ from temporalio import workflow
 from temporalio.common import RetryPolicy
 from temporalio.exceptions import ActivityError, ApplicationError
 
+from peerlearn.events import EventType
 from workflows.mining_contract import (
     ASSIGN_NOTE_THEMES,
     AssignNoteThemesInput,
     AssignNoteThemesOutput,
+)
+from workflows.planning import (
+    Step,
+    next_step,
+    notes_complete,
+    overlap_reason,
+    reminder_times,
 )
 from workflows.types import (
     APPEND_CYCLE_EVENT,
@@ -79,22 +87,15 @@ from workflows.types import (
 # Patch ids. Never rename or remove one while a cycle started before it may run.
 SELF_ASSESSMENT_PATCH = "host-self-assessment-request"
 
-# Ties at the same instant resolve in this order.
-_ACTION_RANK = {
-    "self_assessment": 0,
-    "preparation_pack": 1,
-    "meeting_held": 2,
-    "reminder": 3,
-    "notes_deadline": 4,
-    "wrap_up": 5,
-    "follow_up": 6,
-}
-
 _APPEND_RETRY = RetryPolicy(
     initial_interval=timedelta(seconds=1), maximum_interval=timedelta(seconds=30)
 )
+# No attempt cap: every acknowledged note gets its statements. The activity
+# raises non-retryable (and records NoteRejected) only when no retry can help.
 _MINING_RETRY = RetryPolicy(
-    initial_interval=timedelta(seconds=5), maximum_attempts=3, backoff_coefficient=2.0
+    initial_interval=timedelta(seconds=5),
+    backoff_coefficient=2.0,
+    maximum_interval=timedelta(minutes=1),
 )
 _DELIVERY_RETRY = RetryPolicy(
     initial_interval=timedelta(seconds=2),
@@ -131,28 +132,6 @@ def plan_payload(p: MeetingPlan) -> dict[str, Any]:
     }
 
 
-def overlap_reason(
-    meetings: list[MeetingState], starts_at: datetime, ends_at: datetime, ignore: str | None = None
-) -> str | None:
-    """Why [starts_at, ends_at) clashes with a live meeting, or None."""
-    for m in meetings:
-        if m.plan.meeting_id == ignore or m.state == CANCELLED:
-            continue
-        if starts_at < m.plan.ends_at and m.plan.starts_at < ends_at:
-            return (
-                f"overlaps meeting {m.plan.meeting_id!r} "
-                f"({m.plan.starts_at.isoformat()} to {m.plan.ends_at.isoformat()})"
-            )
-    return None
-
-
-@dataclass
-class _Step:
-    at: datetime
-    action: str
-    meeting: MeetingState | None = None
-
-
 @workflow.defn(name=WORKFLOW_NAME)
 class PeerLearningCycle:
     @workflow.init
@@ -181,7 +160,7 @@ class PeerLearningCycle:
             self.state.self_assessment = workflow.patched(SELF_ASSESSMENT_PATCH)
         if inp.state is None:
             await self._append(
-                "CycleStarted",
+                EventType.CYCLE_STARTED,
                 {
                     "programme_id": inp.programme_id,
                     "workflow_id": workflow.info().workflow_id,
@@ -233,39 +212,13 @@ class PeerLearningCycle:
     # ------------------------------------------------------------ planning
 
     def _reminder_times(self, m: MeetingState) -> list[datetime]:
-        assert m.notes_due_at is not None
-        offsets = sorted(self.pol.reminder_offsets, reverse=True)
-        return [m.notes_due_at - o for o in offsets]
+        return reminder_times(m, self.pol)
 
     def _notes_complete(self, m: MeetingState) -> bool:
-        return len(m.note_ids) >= self.pol.min_notes_per_meeting
+        return notes_complete(m, self.pol)
 
-    def _meeting_steps(self, m: MeetingState) -> list[_Step]:
-        p = m.plan
-        steps: list[_Step] = []
-        if m.state == SCHEDULED:
-            if self.state.self_assessment and p.kind == "site_visit" and not m.self_assessment_sent:
-                steps.append(
-                    _Step(p.starts_at - self.pol.self_assessment_lead, "self_assessment", m)
-                )
-            if not m.prep_sent:
-                steps.append(_Step(p.starts_at - self.pol.prep_pack_lead, "preparation_pack", m))
-            steps.append(_Step(p.starts_at, "meeting_held", m))
-        elif m.state == HELD and not m.window_closed and m.notes_due_at is not None:
-            times = self._reminder_times(m)
-            if not self._notes_complete(m) and m.reminders_sent < len(times):
-                steps.append(_Step(times[m.reminders_sent], "reminder", m))
-            steps.append(_Step(m.notes_due_at, "notes_deadline", m))
-        return steps
-
-    def _next_step(self, now: datetime) -> _Step:
-        if self.state.phase in (PHASE_KICKOFF, PHASE_MEETINGS):
-            steps = [s for m in self.state.meetings for s in self._meeting_steps(m)]
-            if steps:
-                return min(steps, key=lambda s: (s.at, _ACTION_RANK[s.action]))
-            return _Step(now, "wrap_up")
-        assert self.state.follow_up_at is not None
-        return _Step(self.state.follow_up_at, "follow_up")
+    def _next_step(self, now: datetime) -> Step:
+        return next_step(self.state, self.pol, now)
 
     def _should_continue_as_new(self) -> bool:
         info = workflow.info()
@@ -276,7 +229,7 @@ class PeerLearningCycle:
 
     # ------------------------------------------------------------ actions
 
-    async def _perform(self, step: _Step, now: datetime) -> None:
+    async def _perform(self, step: Step, now: datetime) -> None:
         m = step.meeting
         if step.action == "wrap_up":
             await self._wrap_up(now)
@@ -286,12 +239,14 @@ class PeerLearningCycle:
         if step.action == "self_assessment":
             m.self_assessment_sent = True
             await self._append(
-                "SelfAssessmentRequested",
+                EventType.SELF_ASSESSMENT_REQUESTED,
                 {"meeting_id": mid, "host": m.plan.host, "due_at": _iso(m.plan.starts_at)},
             )
         elif step.action == "preparation_pack":
             m.prep_sent = True
-            await self._append("PreparationPackSent", {**plan_payload(m.plan), "meeting_id": mid})
+            await self._append(
+                EventType.PREPARATION_PACK_SENT, {**plan_payload(m.plan), "meeting_id": mid}
+            )
         elif step.action == "meeting_held":
             await self._hold(m, m.plan.starts_at, marked=False)
         elif step.action == "reminder":
@@ -299,7 +254,7 @@ class PeerLearningCycle:
             times = self._reminder_times(m)
             m.reminders_sent = max(m.reminders_sent + 1, sum(1 for t in times if t <= now))
             await self._append(
-                "ReminderSent",
+                EventType.REMINDER_SENT,
                 {
                     "meeting_id": mid,
                     "reminder": m.reminders_sent,
@@ -311,12 +266,12 @@ class PeerLearningCycle:
             m.window_closed = True
             if self._notes_complete(m):
                 await self._append(
-                    "NoteWindowClosed", {"meeting_id": mid, "note_count": len(m.note_ids)}
+                    EventType.NOTE_WINDOW_CLOSED, {"meeting_id": mid, "note_count": len(m.note_ids)}
                 )
             else:
                 m.escalated = True
                 await self._append(
-                    "NotesOverdue",
+                    EventType.NOTES_OVERDUE,
                     {
                         "meeting_id": mid,
                         "notes_due_at": _iso(m.notes_due_at),
@@ -334,7 +289,7 @@ class PeerLearningCycle:
         if self.state.phase == PHASE_KICKOFF:
             self.state.phase = PHASE_MEETINGS
         await self._append(
-            "MeetingHeld",
+            EventType.MEETING_HELD,
             {
                 "meeting_id": m.plan.meeting_id,
                 "held_at": _iso(held_at),
@@ -380,12 +335,12 @@ class PeerLearningCycle:
             self._kick_delivery()
 
     async def _complete(self) -> CycleResult:
-        await self._append("FollowUpDue", {"report_id": self.state.report_id})
+        await self._append(EventType.FOLLOW_UP_DUE, {"report_id": self.state.report_id})
         await workflow.wait_condition(
             lambda: self._background == 0 and workflow.all_handlers_finished()
         )
         self.state.phase = PHASE_COMPLETED
-        await self._append("CycleCompleted", {"report_id": self.state.report_id})
+        await self._append(EventType.CYCLE_COMPLETED, {"report_id": self.state.report_id})
         return CycleResult(
             cycle_id=self.inp.cycle_id,
             status="completed",
@@ -399,7 +354,7 @@ class PeerLearningCycle:
         await workflow.wait_condition(
             lambda: self._background == 0 and workflow.all_handlers_finished()
         )
-        await self._append("CycleCancelled", {"reason": reason})
+        await self._append(EventType.CYCLE_CANCELLED, {"reason": reason})
         return CycleResult(cycle_id=self.inp.cycle_id, status="cancelled", events=self.state.seq)
 
     # ------------------------------------------------------------ effects
@@ -407,7 +362,7 @@ class PeerLearningCycle:
     def _key(self) -> str:
         return f"{workflow.info().workflow_id}:{self.state.seq}"
 
-    async def _append(self, type_: str, payload: dict[str, Any]) -> AppendEventOutput:
+    async def _append(self, type_: EventType, payload: dict[str, Any]) -> AppendEventOutput:
         """Append one event; retried without limit (a database outage must
         delay the cycle, never lose an event)."""
         async with self._lock:
@@ -474,11 +429,11 @@ class PeerLearningCycle:
                     heartbeat_timeout=timedelta(seconds=60),
                     retry_policy=_MINING_RETRY,
                 )
-            except ActivityError as exc:  # mining is best effort: the cycle goes on
+            except ActivityError as exc:  # refused for good (NoteRejected): the cycle goes on
                 workflow.logger.warning("theme assignment failed for note %s: %s", note_id, exc)
                 return
             await self._append(
-                "ThemesUpdated",
+                EventType.THEMES_UPDATED,
                 {
                     "meeting_id": meeting_id,
                     "note_id": note_id,
@@ -567,7 +522,7 @@ class PeerLearningCycle:
         self.state.meetings.sort(key=lambda x: x.plan.starts_at)
         self._wake = True
         out = await self._append(
-            "MeetingMoved",
+            EventType.MEETING_MOVED,
             {
                 "meeting_id": inp.meeting_id,
                 "from": _iso(old),
@@ -575,7 +530,7 @@ class PeerLearningCycle:
                 "ends_at": _iso(m.plan.ends_at),
             },
         )
-        return ChangeOutput("MeetingMoved", out.version)
+        return ChangeOutput(EventType.MEETING_MOVED, out.version)
 
     @move_meeting.validator
     def _validate_move(self, inp: MoveMeetingInput) -> None:
@@ -591,9 +546,9 @@ class PeerLearningCycle:
         m.self_assessment_sent = False  # the new host owes its own self-assessment
         self._wake = True
         out = await self._append(
-            "HostSwapped", {"meeting_id": inp.meeting_id, "from": old, "host": inp.host}
+            EventType.HOST_SWAPPED, {"meeting_id": inp.meeting_id, "from": old, "host": inp.host}
         )
-        return ChangeOutput("HostSwapped", out.version)
+        return ChangeOutput(EventType.HOST_SWAPPED, out.version)
 
     @swap_host.validator
     def _validate_swap(self, inp: SwapHostInput) -> None:
@@ -607,8 +562,8 @@ class PeerLearningCycle:
         self.state.meetings.append(MeetingState(plan=inp.meeting))
         self.state.meetings.sort(key=lambda x: x.plan.starts_at)
         self._wake = True
-        out = await self._append("MeetingScheduled", plan_payload(inp.meeting))
-        return ChangeOutput("MeetingScheduled", out.version)
+        out = await self._append(EventType.MEETING_SCHEDULED, plan_payload(inp.meeting))
+        return ChangeOutput(EventType.MEETING_SCHEDULED, out.version)
 
     @add_meeting.validator
     def _validate_add(self, inp: AddMeetingInput) -> None:
@@ -628,9 +583,9 @@ class PeerLearningCycle:
         m.cancel_reason = inp.reason
         self._wake = True
         out = await self._append(
-            "MeetingCancelled", {"meeting_id": inp.meeting_id, "reason": inp.reason}
+            EventType.MEETING_CANCELLED, {"meeting_id": inp.meeting_id, "reason": inp.reason}
         )
-        return ChangeOutput("MeetingCancelled", out.version)
+        return ChangeOutput(EventType.MEETING_CANCELLED, out.version)
 
     @cancel_meeting.validator
     def _validate_cancel_meeting(self, inp: CancelMeetingInput) -> None:
@@ -698,8 +653,8 @@ class PeerLearningCycle:
         self.state.paused = True
         self.state.paused_at = workflow.now()
         self._wake = True
-        out = await self._append("CyclePaused", {"reason": inp.reason})
-        return ChangeOutput("CyclePaused", out.version)
+        out = await self._append(EventType.CYCLE_PAUSED, {"reason": inp.reason})
+        return ChangeOutput(EventType.CYCLE_PAUSED, out.version)
 
     @pause.validator
     def _validate_pause(self, inp: PauseInput) -> None:
@@ -724,7 +679,7 @@ class PeerLearningCycle:
         self.state.paused_at = None
         self._wake = True
         out = await self._append(
-            "CycleResumed",
+            EventType.CYCLE_RESUMED,
             {
                 "reason": inp.reason,
                 "paused_for_s": paused_for.total_seconds(),
@@ -732,7 +687,7 @@ class PeerLearningCycle:
                 "follow_up_at": _iso(self.state.follow_up_at),
             },
         )
-        return ChangeOutput("CycleResumed", out.version)
+        return ChangeOutput(EventType.CYCLE_RESUMED, out.version)
 
     @resume.validator
     def _validate_resume(self, inp: PauseInput) -> None:

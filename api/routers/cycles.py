@@ -30,7 +30,8 @@ from api.schemas_cycles import (
 )
 from peerlearn import eventstore
 from peerlearn.readside.filters import decode_cursor, encode_cursor
-from workflows.cycle import PeerLearningCycle, overlap_reason
+from workflows.cycle import PeerLearningCycle
+from workflows.planning import overlap_reason
 from workflows.types import (
     CancelCycleInput,
     CycleInput,

@@ -1,6 +1,20 @@
-"""The fast unit tier (``make test-fast``): pure functions only.
+"""The fast tier: pure functions only (no PostgreSQL, Temporal or model).
 
-Tests here must not use the PostgreSQL, Temporal or model fixtures of
-``tests/conftest.py``, so the whole folder runs in well under a minute on a
-laptop and can be run on every save.
+Nothing here starts a server. The suite-wide fixtures of ``tests/conftest.py``
+are all lazy (requested by name, none autouse), so a unit test never waits
+for them; ``make test-fast`` runs this folder alone in seconds.
 """
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import pytest
+
+T0 = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
+
+
+@pytest.fixture
+def t0() -> datetime:
+    """A fixed, timezone-aware instant: unit tests never read the clock."""
+    return T0

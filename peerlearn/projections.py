@@ -1,0 +1,626 @@
+"""The projectors: how each event of the vocabulary changes the read models.
+
+:mod:`peerlearn.eventstore` is generic (append, read, a registry); this module
+registers one projector per :class:`~peerlearn.events.EventType` with a read
+model and declares the rest log-only, so an event type nobody handles is an
+error at projection time instead of a silently missing row.
+
+Projections never read the clock or anything outside the event and rows of its
+own stream, which is what lets :func:`rebuild_projections` replay the whole log
+into fresh tables and land on exactly the live state.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from datetime import datetime
+from typing import Any
+
+import psycopg
+from psycopg.rows import dict_row
+from psycopg.types.json import Jsonb
+
+from peerlearn.events import EventType
+from peerlearn.eventstore import (
+    Conn,
+    Event,
+    after_each,
+    no_read_model,
+    outbox_id,
+    project,
+    projector,
+)
+
+# Tables derived from the log, in the order a rebuild copies them.
+PROJECTION_TABLES = (
+    "programmes",
+    "cycles",
+    "meetings",
+    "notes",
+    "outbox",
+    "reports",
+    "action_items",
+    "self_assessments",
+)
+_PRIMARY_KEYS = {
+    "programmes": "id",
+    "cycles": "id",
+    "meetings": "cycle_id, id",
+    "notes": "id",
+    "outbox": "id",
+    "reports": "id",
+    "action_items": "cycle_id, id",
+    "self_assessments": "cycle_id, meeting_id",
+}
+_REBUILD_LOCK = 727_002
+
+
+def _col(row: Any, name: str, index: int) -> Any:
+    """A column of a row from a dict-row or a tuple-row cursor (callers' pools differ)."""
+    return row[name] if isinstance(row, dict) else row[index]
+
+
+# Events of a cycle's own stream (they move the cycle row's version).
+CYCLE_STREAM = frozenset(
+    {
+        EventType.CYCLE_STARTED,
+        EventType.CYCLE_PAUSED,
+        EventType.CYCLE_RESUMED,
+        EventType.CYCLE_CANCELLED,
+        EventType.CYCLE_COMPLETED,
+        EventType.MEETING_SCHEDULED,
+        EventType.MEETING_MOVED,
+        EventType.HOST_SWAPPED,
+        EventType.MEETING_CANCELLED,
+        EventType.MEETING_HELD,
+        EventType.SELF_ASSESSMENT_REQUESTED,
+        EventType.SELF_ASSESSMENT_SUBMITTED,
+        EventType.PREPARATION_PACK_SENT,
+        EventType.NOTES_SUBMITTED,
+        EventType.NOTE_REJECTED,
+        EventType.REMINDER_SENT,
+        EventType.NOTES_OVERDUE,
+        EventType.NOTE_WINDOW_CLOSED,
+        EventType.THEMES_UPDATED,
+        EventType.WRAP_UP_PUBLISHED,
+        EventType.FOLLOW_UP_DUE,
+    }
+)
+
+# The mining stream's theme changes: the themes tables are written by the
+# mining store directly (they are not rebuilt from the log), so these events
+# are the audit trail only.
+no_read_model(
+    EventType.THEMES_MINED,
+    EventType.THEME_CREATED,
+    EventType.THEME_MERGED,
+    EventType.THEME_SPLIT,
+    EventType.THEME_RETIRED,
+    EventType.THEME_CHANGED,
+)
+# A note the storage refused for good stays in the log (with the reason) only.
+no_read_model(EventType.NOTE_REJECTED)
+
+
+_STATUS_BY_TYPE: dict[EventType, str] = {
+    EventType.CYCLE_PAUSED: "paused",
+    EventType.CYCLE_RESUMED: "running",
+    EventType.CYCLE_CANCELLED: "cancelled",
+    EventType.CYCLE_COMPLETED: "completed",
+}
+
+
+async def _touch_cycle(conn: Conn, ev: Event, t: EventType) -> None:
+    """Every event of a cycle's stream moves the cycle row's version (and its
+    phase and status when the event carries them)."""
+    if t not in CYCLE_STREAM or t == EventType.CYCLE_STARTED:
+        return
+    await conn.execute(
+        "UPDATE cycles SET phase = COALESCE(%s, phase), status = COALESCE(%s, status),"
+        " updated_at = %s, version = %s WHERE id = %s",
+        (
+            ev.payload.get("phase"),
+            _STATUS_BY_TYPE.get(t),
+            ev.occurred_at,
+            ev.version,
+            ev.stream_id,
+        ),
+    )
+
+
+after_each(_touch_cycle)
+
+
+async def _add_outbox(
+    conn: Conn,
+    ev: Event,
+    *,
+    kind: str,
+    recipient: str,
+    subject: str,
+    meeting_id: str | None = None,
+    extra: dict[str, Any] | None = None,
+) -> list[str]:
+    cur = await conn.execute("SELECT programme_id FROM cycles WHERE id = %s", (ev.stream_id,))
+    row = await cur.fetchone()
+    programme_id = _col(row, "programme_id", 0) if row else ""
+    oid = outbox_id(ev)
+    payload = {
+        "id": oid,
+        "kind": kind,
+        "cycle_id": ev.stream_id,
+        "programme_id": programme_id,
+        "meeting_id": meeting_id,
+        "recipient": recipient,
+        "subject": subject,
+        "event": {"type": ev.type, "version": ev.version, "payload": ev.payload},
+        "created_at": ev.occurred_at.isoformat(),
+        **(extra or {}),
+    }
+    await conn.execute(
+        "INSERT INTO outbox (id, cycle_id, programme_id, kind, meeting_id, recipient, subject,"
+        " payload, created_at) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s)",
+        (
+            oid,
+            ev.stream_id,
+            programme_id,
+            kind,
+            meeting_id,
+            recipient,
+            subject,
+            Jsonb(payload),
+            ev.occurred_at,
+        ),
+    )
+    return [oid]
+
+
+@projector(EventType.PROGRAMME_CREATED)
+async def _programme_created(conn: Conn, ev: Event) -> list[str]:
+    p = ev.payload
+    await conn.execute(
+        "INSERT INTO programmes (id, name, description, time_zone, webhook_url, partners,"
+        " facilitators, languages, created_at, updated_at, version, self_assessment_questions)"
+        " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)",
+        (
+            p["id"],
+            p["name"],
+            p.get("description", ""),
+            p["time_zone"],
+            p.get("webhook_url"),
+            Jsonb(p.get("partners", [])),
+            Jsonb(p.get("facilitators", [])),
+            Jsonb(p.get("languages", [])),
+            ev.occurred_at,
+            ev.occurred_at,
+            ev.version,
+            Jsonb(p.get("self_assessment_questions", [])),
+        ),
+    )
+    return []
+
+
+@projector(EventType.PROGRAMME_UPDATED)
+async def _programme_updated(conn: Conn, ev: Event) -> list[str]:
+    p = ev.payload
+    sets, params = [], []
+    for col in ("name", "description", "time_zone", "webhook_url"):
+        if col in p:
+            sets.append(f"{col} = %s")
+            params.append(p[col])
+    for col in ("partners", "facilitators", "languages", "self_assessment_questions"):
+        if col in p:
+            sets.append(f"{col} = %s")
+            params.append(Jsonb(p[col]))
+    sets += ["updated_at = %s", "version = %s"]
+    params += [ev.occurred_at, ev.version, p["id"]]
+    await conn.execute(f"UPDATE programmes SET {', '.join(sets)} WHERE id = %s", params)
+    return []
+
+
+async def _insert_meeting(conn: Conn, cycle_id: str, m: dict[str, Any], at: datetime) -> None:
+    await conn.execute(
+        "INSERT INTO meetings (cycle_id, id, kind, title, host, format, starts_at, ends_at,"
+        " topics, target_groups, participants, state, updated_at)"
+        " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, 'scheduled', %s)",
+        (
+            cycle_id,
+            m["meeting_id"],
+            m["kind"],
+            m.get("title", ""),
+            m.get("host"),
+            m.get("format", "on_site"),
+            m["starts_at"],
+            m["ends_at"],
+            Jsonb(m.get("topics", [])),
+            Jsonb(m.get("target_groups", [])),
+            Jsonb(m.get("participants", [])),
+            at,
+        ),
+    )
+
+
+@projector(EventType.CYCLE_STARTED)
+async def _cycle_started(conn: Conn, ev: Event) -> list[str]:
+    p = ev.payload
+    await conn.execute(
+        "INSERT INTO cycles (id, programme_id, workflow_id, title, phase, status, time_zone,"
+        " partners, policies, ends_at, created_at, updated_at, version)"
+        " VALUES (%s, %s, %s, %s, %s, 'running', %s, %s, %s, %s, %s, %s, %s)",
+        (
+            ev.stream_id,
+            p["programme_id"],
+            p["workflow_id"],
+            p["title"],
+            p["phase"],
+            p["time_zone"],
+            Jsonb(p["partners"]),
+            Jsonb(p["policies"]),
+            p["ends_at"],
+            ev.occurred_at,
+            ev.occurred_at,
+            ev.version,
+        ),
+    )
+    for m in p["meetings"]:
+        await _insert_meeting(conn, ev.stream_id, m, ev.occurred_at)
+    if p.get("imported"):  # history (peerlearn/importer.py): nobody is invited to the past
+        return []
+    # e-mail (peerlearn/mail.py): one calendar invitation per meeting and person
+    return await _add_outbox(
+        conn, ev, kind="invitation", recipient="participants", subject=f"Invitations: {p['title']}"
+    )
+
+
+async def _meeting(conn: Conn, ev: Event, sql_set: str, params: tuple[Any, ...]) -> None:
+    await conn.execute(
+        f"UPDATE meetings SET {sql_set}, updated_at = %s WHERE cycle_id = %s AND id = %s",
+        (*params, ev.occurred_at, ev.stream_id, ev.payload["meeting_id"]),
+    )
+
+
+@projector(EventType.MEETING_SCHEDULED)
+async def _meeting_scheduled(conn: Conn, ev: Event) -> list[str]:
+    await _insert_meeting(conn, ev.stream_id, ev.payload, ev.occurred_at)
+    if ev.payload.get("imported"):  # a past meeting from an import: no invitation
+        return []
+    mid = ev.payload["meeting_id"]
+    return await _add_outbox(
+        conn, ev, kind="invitation", recipient="participants", subject=f"Invitation: {mid}",
+        meeting_id=mid,
+    )  # fmt: skip
+
+
+@projector(EventType.MEETING_MOVED)
+async def _meeting_moved(conn: Conn, ev: Event) -> list[str]:
+    await _meeting(
+        conn, ev, "starts_at = %s, ends_at = %s", (ev.payload["starts_at"], ev.payload["ends_at"])
+    )
+    mid = ev.payload["meeting_id"]
+    return await _add_outbox(
+        conn, ev, kind="meeting_changed", recipient="participants",
+        subject=f"Moved: {mid} to {ev.payload['starts_at']}", meeting_id=mid,
+    )  # fmt: skip
+
+
+@projector(EventType.HOST_SWAPPED)
+async def _host_swapped(conn: Conn, ev: Event) -> list[str]:
+    await _meeting(
+        conn, ev, "host = %s, self_assessment_requested_at = NULL", (ev.payload["host"],)
+    )
+    mid = ev.payload["meeting_id"]
+    return await _add_outbox(
+        conn, ev, kind="meeting_changed", recipient="participants",
+        subject=f"New host for {mid}: {ev.payload['host']}", meeting_id=mid,
+    )  # fmt: skip
+
+
+@projector(EventType.MEETING_CANCELLED)
+async def _meeting_cancelled(conn: Conn, ev: Event) -> list[str]:
+    await _meeting(conn, ev, "state = 'cancelled', cancel_reason = %s", (ev.payload.get("reason"),))
+    mid = ev.payload["meeting_id"]
+    return await _add_outbox(
+        conn, ev, kind="meeting_cancelled", recipient="participants",
+        subject=f"Cancelled: {mid}", meeting_id=mid,
+    )  # fmt: skip
+
+
+@projector(EventType.MEETING_HELD)
+async def _meeting_held(conn: Conn, ev: Event) -> list[str]:
+    p = ev.payload
+    await _meeting(
+        conn,
+        ev,
+        "state = 'held', held_at = %s, notes_due_at = %s",
+        (p["held_at"], p["notes_due_at"]),
+    )
+    return []
+
+
+@projector(EventType.SELF_ASSESSMENT_REQUESTED)
+async def _self_assessment(conn: Conn, ev: Event) -> list[str]:
+    p = ev.payload
+    await _meeting(conn, ev, "self_assessment_requested_at = %s", (ev.occurred_at,))
+    return await _add_outbox(
+        conn,
+        ev,
+        kind="self_assessment",
+        recipient=f"host:{p.get('host')}",
+        subject=f"Self-assessment due before site visit {p['meeting_id']} ({p['due_at']})",
+        meeting_id=p["meeting_id"],
+    )
+
+
+@projector(EventType.SELF_ASSESSMENT_SUBMITTED)
+async def _self_assessment_submitted(conn: Conn, ev: Event) -> list[str]:
+    """The host's answers (issue 13); a later submission replaces an earlier one."""
+    p = ev.payload
+    await conn.execute(
+        "INSERT INTO self_assessments (cycle_id, meeting_id, host, language, answers,"
+        " submitted_by, submitted_at, version) VALUES (%s, %s, %s, %s, %s, %s, %s, %s)"
+        " ON CONFLICT (cycle_id, meeting_id) DO UPDATE SET host = EXCLUDED.host,"
+        " language = EXCLUDED.language, answers = EXCLUDED.answers,"
+        " submitted_by = EXCLUDED.submitted_by, submitted_at = EXCLUDED.submitted_at,"
+        " version = EXCLUDED.version",
+        (
+            ev.stream_id,
+            p["meeting_id"],
+            p["host"],
+            p.get("language", "en"),
+            Jsonb(p["answers"]),
+            p.get("submitted_by"),
+            ev.occurred_at,
+            ev.version,
+        ),
+    )
+    return []
+
+
+@projector(EventType.PREPARATION_PACK_SENT)
+async def _prep_pack(conn: Conn, ev: Event) -> list[str]:
+    p = ev.payload
+    await _meeting(conn, ev, "prep_sent_at = %s", (ev.occurred_at,))
+    return await _add_outbox(
+        conn,
+        ev,
+        kind="preparation_pack",
+        recipient="participants",
+        subject=f"Preparation pack: {p.get('title') or p['meeting_id']} on {p['starts_at']}",
+        meeting_id=p["meeting_id"],
+    )
+
+
+@projector(EventType.REMINDER_SENT)
+async def _reminder(conn: Conn, ev: Event) -> list[str]:
+    p = ev.payload
+    await _meeting(conn, ev, "reminders_sent = %s", (p["reminder"],))
+    return await _add_outbox(
+        conn,
+        ev,
+        kind="reminder",
+        recipient="partners",
+        subject=f"Reminder {p['reminder']}: notes for {p['meeting_id']} due {p['notes_due_at']}",
+        meeting_id=p["meeting_id"],
+    )
+
+
+@projector(EventType.NOTES_OVERDUE)
+async def _overdue(conn: Conn, ev: Event) -> list[str]:
+    p = ev.payload
+    await _meeting(
+        conn, ev, "window_closed_at = %s, escalated_at = %s", (ev.occurred_at, ev.occurred_at)
+    )
+    return await _add_outbox(
+        conn,
+        ev,
+        kind="escalation",
+        recipient="programme_manager",
+        subject=f"Notes overdue for {p['meeting_id']}: {p['note_count']} of {p['expected']} in",
+        meeting_id=p["meeting_id"],
+    )
+
+
+@projector(EventType.NOTE_WINDOW_CLOSED)
+async def _window_closed(conn: Conn, ev: Event) -> list[str]:
+    await _meeting(conn, ev, "window_closed_at = %s", (ev.occurred_at,))
+    return []
+
+
+@projector(EventType.NOTES_SUBMITTED)
+async def _notes_submitted(conn: Conn, ev: Event) -> list[str]:
+    p = ev.payload
+    await conn.execute(
+        "INSERT INTO notes (id, cycle_id, programme_id, meeting_id, author_organisation, language,"
+        " text, format, client_key, submitted_by, submitted_at)"
+        " SELECT %s, %s, c.programme_id, %s, %s, %s, %s, %s, %s, %s, %s"
+        " FROM cycles c WHERE c.id = %s",
+        (
+            p["note_id"],
+            ev.stream_id,
+            p["meeting_id"],
+            p["author_organisation"],
+            p["language"],
+            p["text"],
+            p.get("format", "text"),
+            p["client_key"],
+            p.get("submitted_by"),
+            ev.occurred_at,
+            ev.stream_id,
+        ),
+    )
+    await _meeting(conn, ev, "note_count = note_count + 1", ())
+    return []
+
+
+@projector(EventType.THEMES_UPDATED)
+async def _themes(conn: Conn, ev: Event) -> list[str]:
+    p = ev.payload
+    await conn.execute(
+        "UPDATE notes SET theme_ids = %s, statement_count = %s WHERE id = %s",
+        (Jsonb(p.get("theme_ids", [])), p.get("statement_count"), p["note_id"]),
+    )
+    await _meeting(
+        conn,
+        ev,
+        "theme_ids = (SELECT COALESCE(jsonb_agg(DISTINCT t ORDER BY t), '[]'::jsonb) FROM"
+        " jsonb_array_elements_text(meetings.theme_ids || %s::jsonb) AS t)",
+        (Jsonb(p.get("theme_ids", [])),),
+    )
+    return []
+
+
+@projector(EventType.CYCLE_PAUSED, EventType.CYCLE_COMPLETED)
+async def _status_only(conn: Conn, ev: Event) -> list[str]:
+    """Nothing beyond the cycle row's status, which :func:`_touch_cycle` sets
+    for every cycle event; registered so the type is known, not skipped."""
+    return []
+
+
+@projector(EventType.CYCLE_RESUMED)
+async def _resumed(conn: Conn, ev: Event) -> list[str]:
+    p = ev.payload
+    for mid, due in (p.get("notes_due_at") or {}).items():
+        await conn.execute(
+            "UPDATE meetings SET notes_due_at = %s, updated_at = %s"
+            " WHERE cycle_id = %s AND id = %s",
+            (due, ev.occurred_at, ev.stream_id, mid),
+        )
+    if p.get("follow_up_at"):
+        await conn.execute(
+            "UPDATE cycles SET follow_up_at = %s WHERE id = %s", (p["follow_up_at"], ev.stream_id)
+        )
+    return []
+
+
+@projector(EventType.CYCLE_CANCELLED)
+async def _cancelled(conn: Conn, ev: Event) -> list[str]:
+    await conn.execute(
+        "UPDATE cycles SET cancel_reason = %s WHERE id = %s",
+        (ev.payload.get("reason"), ev.stream_id),
+    )
+    return []
+
+
+@projector(EventType.WRAP_UP_PUBLISHED)
+async def _wrapup(conn: Conn, ev: Event) -> list[str]:
+    p = ev.payload
+    cur = await conn.execute("SELECT programme_id FROM cycles WHERE id = %s", (ev.stream_id,))
+    row = await cur.fetchone()
+    programme_id = _col(row, "programme_id", 0) if row else ""
+    await conn.execute(
+        "INSERT INTO reports (id, cycle_id, programme_id, kind, content, markdown, created_at)"
+        " VALUES (%s, %s, %s, 'wrapup', %s, %s, %s)",
+        (
+            p["report_id"],
+            ev.stream_id,
+            programme_id,
+            Jsonb(p["report"]),
+            p["markdown"],
+            ev.occurred_at,
+        ),
+    )
+    for item in p.get("action_items", []):
+        await conn.execute(
+            "INSERT INTO action_items (cycle_id, id, owner, what, due_at, status, meeting_id,"
+            " created_at) VALUES (%s, %s, %s, %s, %s, 'open', %s, %s)",
+            (
+                ev.stream_id,
+                item["id"],
+                item["owner"],
+                item["what"],
+                item.get("due_at"),
+                item.get("meeting_id"),
+                ev.occurred_at,
+            ),
+        )
+    await conn.execute(
+        "UPDATE cycles SET report_id = %s, follow_up_at = %s WHERE id = %s",
+        (p["report_id"], p.get("follow_up_at"), ev.stream_id),
+    )
+    return await _add_outbox(
+        conn,
+        ev,
+        kind="wrapup_published",
+        recipient="participants",
+        subject=f"Wrap-up report published for cycle {ev.stream_id}",
+        extra={"report_id": p["report_id"]},
+    )
+
+
+@projector(EventType.FOLLOW_UP_DUE)
+async def _follow_up(conn: Conn, ev: Event) -> list[str]:
+    cur = await conn.execute(
+        "SELECT count(*) AS n FROM action_items WHERE cycle_id = %s AND status = 'open'",
+        (ev.stream_id,),
+    )
+    row = await cur.fetchone()
+    open_items = int(_col(row, "n", 0)) if row else 0
+    return await _add_outbox(
+        conn,
+        ev,
+        kind="follow_up",
+        recipient="programme_manager",
+        subject=f"Follow-up check for cycle {ev.stream_id}: {open_items} open action items",
+        extra={"open_action_items": open_items},
+    )
+
+
+# ---------------------------------------------------------------- rebuild
+
+
+async def arebuild_projections(conninfo: str, *, into_live: bool = True) -> dict[str, int]:
+    """Replay the whole log, in order, into fresh copies of the projection
+    tables; with ``into_live`` swap them in (same transaction, appends wait).
+
+    Returns row counts per rebuilt table.
+    """
+    schema = "projections_rebuild"
+    conn = await psycopg.AsyncConnection.connect(conninfo, row_factory=dict_row)
+    async with conn, conn.transaction():
+        await conn.execute("SELECT pg_advisory_xact_lock(%s)", (_REBUILD_LOCK,))
+        await conn.execute("LOCK TABLE events IN SHARE MODE")
+        await conn.execute(f"DROP SCHEMA IF EXISTS {schema} CASCADE")
+        await conn.execute(f"CREATE SCHEMA {schema}")
+        for t in PROJECTION_TABLES:
+            await conn.execute(f"CREATE TABLE {schema}.{t} (LIKE public.{t} INCLUDING ALL)")
+        await conn.execute(f"SET LOCAL search_path TO {schema}, public")
+        async with conn.cursor(row_factory=dict_row, name="replay") as cur:
+            await cur.execute(
+                "SELECT global_position, stream_id, version, type, payload, occurred_at,"
+                " idempotency_key, recorded_at FROM public.events ORDER BY global_position"
+            )
+            batch: list[dict[str, Any]] = []
+            while True:
+                batch = await cur.fetchmany(500)
+                if not batch:
+                    break
+                for r in batch:
+                    await project(conn, Event(**r))
+        counts = {}
+        for t in PROJECTION_TABLES:
+            c = await (await conn.execute(f"SELECT count(*) AS n FROM {schema}.{t}")).fetchone()
+            counts[t] = int(c["n"]) if c else 0
+        await conn.execute("SET LOCAL search_path TO public")
+        if into_live:
+            for t in PROJECTION_TABLES:
+                await conn.execute(f"DELETE FROM public.{t}")
+                await conn.execute(f"INSERT INTO public.{t} SELECT * FROM {schema}.{t}")
+            await conn.execute(f"DROP SCHEMA {schema} CASCADE")
+    return counts
+
+
+def rebuild_projections(conninfo: str) -> dict[str, int]:
+    """Synchronous entry point for the CLI."""
+    return asyncio.run(arebuild_projections(conninfo))
+
+
+async def snapshot(conn: Conn, schema: str = "public") -> dict[str, list[dict[str, Any]]]:
+    """Every projection row, ordered by key, JSON-normalised: for equality checks."""
+    out: dict[str, list[dict[str, Any]]] = {}
+    for t in PROJECTION_TABLES:
+        async with conn.cursor(row_factory=dict_row) as cur:
+            await cur.execute(f"SELECT * FROM {schema}.{t} ORDER BY {_PRIMARY_KEYS[t]}")
+            rows = await cur.fetchall()
+        out[t] = [json.loads(json.dumps(r, default=str, sort_keys=True)) for r in rows]
+    return out
