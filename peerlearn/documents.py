@@ -463,8 +463,12 @@ def _read_docx(data: bytes, max_bytes: int, max_pages: int) -> tuple[str, int | 
     pages = _docx_pages(data)
     _check_pages(pages, max_pages)
 
+    # Style names by id, once: ``Paragraph.style`` looks the style up through
+    # the whole styles part on every call (8 s for 2,500 paragraphs).
+    names = {st.style_id: st.name or "" for st in document.styles}
+
     def para_block(p: Paragraph) -> tuple[str, str]:
-        style = (p.style.name if p.style is not None else "") or ""
+        style = names.get(p._p.style or "", "")
         if style == "Title":
             return "heading:1", p.text
         if style.startswith("Heading"):
