@@ -12,7 +12,7 @@ import json
 import uuid
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, LiteralString
 
 import httpx
 import pytest_asyncio
@@ -126,9 +126,9 @@ def _csv(rows: list[dict[str, Any]]) -> bytes:
     return buf.getvalue().encode()
 
 
-async def _rows(c: Ctx, sql: str, *params: Any) -> list[dict[str, Any]]:
+async def _rows(c: Ctx, sql: LiteralString, *params: Any) -> list[dict[str, Any]]:
     async with c.pool.connection() as conn, conn.cursor(row_factory=dict_row) as cur:
-        await cur.execute(sql, params)  # type: ignore[arg-type]
+        await cur.execute(sql, params)
         return await cur.fetchall()
 
 
