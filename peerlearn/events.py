@@ -47,6 +47,8 @@ class EventType(StrEnum):
     # cycle stream: wrap-up
     WRAP_UP_PUBLISHED = "WrapUpPublished"
     FOLLOW_UP_DUE = "FollowUpDue"
+    ACTION_ITEM_ADDED = "ActionItemAdded"  # issue 13: an action plan's item
+    ACTION_ITEM_UPDATED = "ActionItemUpdated"  # its status, due date or a progress note
     # mining stream
     THEMES_MINED = "ThemesMined"
     THEME_CREATED = "ThemeCreated"
