@@ -16,6 +16,7 @@ from fastapi_offline import FastAPIOffline
 
 from api import auth, limits, problems
 from api.routers import (
+    action_items,
     calendar,
     cycles,
     documents,
@@ -54,7 +55,7 @@ ROUTERS += [
 ]
 ROUTERS += [programmes.router, cycles.router, meetings.router, notes.router]
 ROUTERS += [documents.router, imports.router]  # note originals, imports (issue 12)
-ROUTERS += [calendar.router, mail.router, self_assessment.router]  # issue 13
+ROUTERS += [calendar.router, mail.router, self_assessment.router, action_items.router]  # i. 13
 
 
 async def load_model(settings: Settings) -> None:

@@ -45,7 +45,7 @@ from zoneinfo import ZoneInfo
 from psycopg import AsyncConnection
 from psycopg.rows import dict_row
 
-from peerlearn import self_assessment
+from peerlearn import action_plan, self_assessment
 from peerlearn.events import EventType
 from peerlearn.ical import (
     CalendarContext,
@@ -344,6 +344,7 @@ class CycleContext:
     events: list[LogEvent]
     note_authors: dict[str, set[str]] = field(default_factory=dict)  # meeting -> partner ids
     self_assessments: dict[str, list[dict[str, Any]]] = field(default_factory=dict)  # answers
+    action_items: list[dict[str, Any]] = field(default_factory=list)
 
     @property
     def partner_names(self) -> dict[str, str]:
@@ -374,7 +375,8 @@ async def load_cycle_context(conn: AsyncConnection[Any], cycle_id: str) -> Cycle
         for r in await cur.fetchall():
             authors.setdefault(r["meeting_id"], set()).add(r["author_organisation"])
     answers = {r["meeting_id"]: r["answers"] for r in await self_assessment.load(conn, cycle_id)}
-    return CycleContext(programme, cycle, events, authors, answers)
+    items = await action_plan.items(conn, cycle_id)
+    return CycleContext(programme, cycle, events, authors, answers, items)
 
 
 CALENDAR_EVENTS = (
@@ -424,7 +426,30 @@ def _values(
             meeting_path=f"/v1/cycles/{m.cycle_id}/meetings/{m.meeting_id}",
         )
     values["questions"] = questions_text(ctx.programme.get("self_assessment_questions") or [])
+    values["open_list"] = open_items_text(ctx, row["created_at"], tz)
     return values
+
+
+def open_items_text(ctx: CycleContext, at: datetime, tz: ZoneInfo) -> str:
+    """The action plan's open items, overdue ones first (for the follow-up e-mail)."""
+    names = ctx.partner_names
+    open_items = [i for i in ctx.action_items if i["status"] not in action_plan.CLOSED]
+    open_items.sort(  # overdue, then by due date, undated last
+        key=lambda i: (
+            not action_plan.overdue(i, at),
+            i["due_at"] is None,
+            i["due_at"] or at,
+            i["id"],
+        )
+    )
+    lines = []
+    for i in open_items:
+        due = f", due {_local(i['due_at'], tz)}" if i["due_at"] else ""
+        late = " OVERDUE" if action_plan.overdue(i, at) else ""
+        lines.append(
+            f"- [{names.get(i['owner'], i['owner'])}] {i['what']} ({i['status']}{due}){late}"
+        )
+    return "\n".join(lines) or "-"
 
 
 def questions_text(questions: Sequence[Mapping[str, Any]]) -> str:

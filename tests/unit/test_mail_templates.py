@@ -17,7 +17,7 @@ KNOWN = {
     "name", "organisation", "programme", "cycle", "time_zone", "reason", "reminder",
     "note_count", "expected", "open_items", "report_id", "notes_due_days", "due",
     "meeting", "meeting_id", "starts", "ends", "host", "location", "topics",
-    "target_groups", "missing", "self_assessment", "questions", "meeting_path",
+    "target_groups", "missing", "self_assessment", "questions", "meeting_path", "open_list",
 }  # fmt: skip
 
 
