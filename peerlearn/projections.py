@@ -85,6 +85,8 @@ CYCLE_STREAM = frozenset(
         EventType.THEMES_UPDATED,
         EventType.WRAP_UP_PUBLISHED,
         EventType.FOLLOW_UP_DUE,
+        EventType.ACTION_ITEM_ADDED,
+        EventType.ACTION_ITEM_UPDATED,
     }
 )
 
@@ -546,6 +548,55 @@ async def _wrapup(conn: Conn, ev: Event) -> list[str]:
         subject=f"Wrap-up report published for cycle {ev.stream_id}",
         extra={"report_id": p["report_id"]},
     )
+
+
+@projector(EventType.ACTION_ITEM_ADDED)
+async def _action_item_added(conn: Conn, ev: Event) -> list[str]:
+    """An action plan's item (issue 13), maybe answering a recommendation."""
+    p = ev.payload
+    await conn.execute(
+        "INSERT INTO action_items (cycle_id, id, owner, what, due_at, status, meeting_id,"
+        " created_at, recommendation, progress, created_by, updated_at)"
+        " VALUES (%s, %s, %s, %s, %s, 'open', %s, %s, %s, '[]', %s, %s)",
+        (
+            ev.stream_id,
+            p["item_id"],
+            p["owner"],
+            p["what"],
+            p.get("due_at"),
+            p.get("meeting_id"),
+            ev.occurred_at,
+            Jsonb(p["recommendation"]) if p.get("recommendation") else None,
+            p.get("by"),
+            ev.occurred_at,
+        ),
+    )
+    return []
+
+
+@projector(EventType.ACTION_ITEM_UPDATED)
+async def _action_item_updated(conn: Conn, ev: Event) -> list[str]:
+    """A status change, a new due date or owner, and the progress note with it."""
+    p = ev.payload
+    entry = {"at": ev.occurred_at.isoformat(), "by": p.get("by")}
+    entry.update({k: p[k] for k in ("status", "note", "due_at", "owner") if k in p})
+    await conn.execute(
+        "UPDATE action_items SET status = COALESCE(%s, status),"
+        " due_at = CASE WHEN %s THEN %s::timestamptz ELSE due_at END,"
+        " owner = COALESCE(%s, owner), progress = progress || %s::jsonb, updated_at = %s"
+        " WHERE cycle_id = %s AND id = %s",
+        (
+            p.get("status"),
+            "due_at" in p,
+            p.get("due_at"),
+            p.get("owner"),
+            Jsonb([entry]),
+            ev.occurred_at,
+            ev.stream_id,
+            p["item_id"],
+        ),
+    )
+    return []
 
 
 @projector(EventType.FOLLOW_UP_DUE)
