@@ -85,11 +85,15 @@ class Contact:
 def programme_contacts(programme: Mapping[str, Any]) -> list[Contact]:
     """Every contact of a programme row (partners' people, then facilitators with e-mail)."""
     out: list[Contact] = []
+    # Rows written before contacts existed (or by the importer) may hold plain
+    # strings for facilitators and no contacts: they simply yield no one.
     for p in programme.get("partners") or []:
         for c in p.get("contacts") or []:
+            if not isinstance(c, dict) or not c.get("email"):
+                continue
             out.append(Contact(c["name"], c["email"], c.get("language", "en"), c["role"], p["id"]))
     for f in programme.get("facilitators") or []:
-        if f.get("email"):
+        if isinstance(f, dict) and f.get("email"):
             out.append(
                 Contact(
                     f["name"], f["email"], f.get("language", "en"), f.get("role", "facilitator")

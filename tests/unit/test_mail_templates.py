@@ -109,3 +109,17 @@ def test_built_message_carries_headers_and_calendar() -> None:
     assert cal and cal[0].get_param("method") == "REQUEST"
     assert any(p.get_filename() == "invite.ics" for p in msg.walk())
     assert mail.valid_email("a.b+c@x-y.example.org") and not mail.valid_email("a@b")
+
+
+def test_programme_contacts_tolerate_rows_without_contacts() -> None:
+    row = {
+        "partners": [
+            {"id": "a", "name": "A"},  # written before contacts existed
+            {"id": "b", "contacts": [{"name": "Bea", "email": "bea@b.pl", "role": "participant"}]},
+        ],
+        "facilitators": ["Facilitation team", {"name": "Max", "email": "max@x.org"}],
+    }
+    assert mail.programme_contacts(row) == [
+        Contact("Bea", "bea@b.pl", "en", "participant", "b"),
+        Contact("Max", "max@x.org", "en", "facilitator", None),
+    ]
