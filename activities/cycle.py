@@ -10,9 +10,11 @@ from __future__ import annotations
 
 from typing import Any
 
+import psycopg
 from psycopg.rows import dict_row
 from psycopg_pool import AsyncConnectionPool
 from temporalio import activity
+from temporalio.exceptions import ApplicationError
 
 from peerlearn import eventstore
 from peerlearn.events import EventType
@@ -25,6 +27,9 @@ from workflows.types import (
     SubmitNoteActivityInput,
     SubmitNoteOutput,
 )
+
+# ApplicationError type of a note the database refused for good.
+NOTE_REJECTED_ERROR = "NoteRejected"
 
 
 class CycleActivities:
@@ -58,6 +63,21 @@ class CycleActivities:
         workflow's memory of a key was lost, so the database's unique
         (cycle, client key) never turns into an endlessly retried failure.
         """
+        try:
+            return await self._store_note(inp)
+        except (psycopg.DataError, UnicodeError) as exc:
+            # The database refused the note's content (e.g. a NUL the API let
+            # through): every retry would fail the same way, so say so at once
+            # and let the workflow record the rejection and move on.
+            # First line only: the database's CONTEXT would quote the note's text.
+            first = (str(exc).splitlines() or [""])[0][:200]
+            raise ApplicationError(
+                f"the database refused the note's content ({type(exc).__name__}: {first})",
+                type=NOTE_REJECTED_ERROR,
+                non_retryable=True,
+            ) from exc
+
+    async def _store_note(self, inp: SubmitNoteActivityInput) -> SubmitNoteOutput:
         n = inp.note
         async with self.pool.connection() as conn, conn.transaction():
             await conn.execute(
@@ -90,6 +110,7 @@ class CycleActivities:
                     "format": n.format,
                     "submitted_by": n.submitted_by,
                     "phase": inp.phase,
+                    **({"late": True} if inp.late else {}),
                 },
                 idempotency_key=inp.idempotency_key,
                 occurred_at=inp.occurred_at,

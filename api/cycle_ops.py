@@ -29,9 +29,15 @@ UPDATE_TIMEOUT = timedelta(seconds=30)
 
 
 def local(dt: datetime, tz: str) -> LocalTime:
-    return LocalTime(
-        utc=dt.astimezone(ZoneInfo("UTC")), local=dt.astimezone(ZoneInfo(tz)).isoformat()
-    )
+    """The instant in UTC and in the programme's zone. An instant at the edge
+    of what ``datetime`` holds (stored before inputs were bounded) shows its
+    UTC form as the local one instead of failing the whole status."""
+    utc = dt.astimezone(ZoneInfo("UTC"))
+    try:
+        shown = dt.astimezone(ZoneInfo(tz)).isoformat()
+    except (OverflowError, ValueError):
+        shown = utc.isoformat()
+    return LocalTime(utc=utc, local=shown)
 
 
 def local_opt(dt: datetime | None, tz: str) -> LocalTime | None:
@@ -105,7 +111,8 @@ async def run_update(
     except WorkflowUpdateFailedError as exc:
         cause = exc.cause
         msg = getattr(cause, "message", None) or str(cause)
-        status = 404 if isinstance(cause, ApplicationError) and cause.type == "NotFound" else 409
+        kind = cause.type if isinstance(cause, ApplicationError) else None
+        status = {"NotFound": 404, "Invalid": 422, "Unavailable": 503}.get(kind or "", 409)
         raise Problem(status, msg) from exc
     except WorkflowUpdateRPCTimeoutOrCancelledError as exc:
         raise Problem(503, "the cycle's worker did not answer in time; try again") from exc
@@ -147,6 +154,7 @@ def status_out(st: CycleStatus) -> CycleStatusOut:
                 escalated=m.escalated,
                 topics=m.topics,
                 cancel_reason=m.cancel_reason,
+                late_notes=m.late_notes,
             )
             for m in sorted(st.meetings, key=lambda m: m.starts_at)
         ],
@@ -166,8 +174,13 @@ async def read_model_status(pool: AsyncConnectionPool, row: dict[str, Any]) -> C
     """Status from the projections when the workflow cannot be queried."""
     tz = row["time_zone"]
     async with pool.connection() as conn, conn.cursor(row_factory=dict_row) as cur:
+        # late: submitted after the meeting's note window closed (derived, not stored)
         await cur.execute(
-            "SELECT * FROM meetings WHERE cycle_id = %s ORDER BY starts_at, id", (row["id"],)
+            "SELECT m.*, (SELECT count(*) FROM notes n WHERE n.cycle_id = m.cycle_id"
+            " AND n.meeting_id = m.id AND m.window_closed_at IS NOT NULL"
+            " AND n.submitted_at > m.window_closed_at) AS late_notes"
+            " FROM meetings m WHERE m.cycle_id = %s ORDER BY m.starts_at, m.id",
+            (row["id"],),
         )
         meetings = await cur.fetchall()
     return CycleStatusOut(
@@ -196,6 +209,7 @@ async def read_model_status(pool: AsyncConnectionPool, row: dict[str, Any]) -> C
                 escalated=m["escalated_at"] is not None,
                 topics=m["topics"],
                 cancel_reason=m["cancel_reason"],
+                late_notes=m["late_notes"],
             )
             for m in meetings
         ],

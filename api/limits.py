@@ -25,6 +25,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from api.problems import Problem, problem_response
 from peerlearn.settings import Settings
+from peerlearn.text_rules import describe_forbidden
 
 MAX_JSON_DEPTH = 32
 
@@ -236,9 +237,23 @@ def page_size(limit: int | None, settings: Settings, default: int = 50) -> int:
 _STATEMENT_BREAK = re.compile(r"(?:[.!?。]+\s+|\n+)")
 
 
+def validate_note_text(text: str) -> str:
+    """The one character check of every note body (JSON with or without a
+    Content-Type, text/plain, Markdown, extracted documents, imports): NUL,
+    lone surrogates and control characters other than tab, newline and
+    carriage return are a 422 naming the character and its position.
+    Returns ``text`` so callers can use it inline."""
+    problem = describe_forbidden(text)
+    if problem is not None:
+        raise Problem(422, problem)
+    return text
+
+
 def check_note_text(text: str, settings: Settings) -> None:
-    """Length, emptiness and a cheap upper bound on statements for a note, so an
-    oversized note is refused before it reaches the miner."""
+    """Characters (:func:`validate_note_text`), emptiness, length and a cheap
+    upper bound on statements for a note, so an unstorable or oversized note
+    is refused before it reaches the workflow or the miner."""
+    validate_note_text(text)
     if not text.strip():
         raise Problem(422, "the note is empty")
     if len(text) > settings.max_note_chars:

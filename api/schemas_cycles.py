@@ -4,11 +4,20 @@ programme's local time side by side."""
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
+from functools import lru_cache
 from typing import Any, Literal
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 
-from pydantic import AnyHttpUrl, AwareDatetime, BaseModel, ConfigDict, Field, field_validator
+from pydantic import (
+    AnyHttpUrl,
+    AwareDatetime,
+    BaseModel,
+    ConfigDict,
+    Field,
+    field_validator,
+    model_validator,
+)
 
 ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$"
 MeetingKind = Literal[
@@ -26,6 +35,42 @@ def _email(v: str) -> str:
 
 
 LANGUAGE_PATTERN = r"^[a-z]{2,3}(-[A-Za-z0-9]{2,8})*$"
+
+# Bounds that keep every computed instant (meeting + notes window + reminders
+# + follow-up) far inside what datetime and PostgreSQL hold: crafted values
+# such as 1e10 days or year 9999 are a 422 here, never an overflow later.
+MAX_POLICY_DAYS = 366.0
+MAX_FOLLOW_UP_DAYS = 5 * 366.0
+MAX_REMINDERS = 10
+EARLIEST = datetime(2000, 1, 1, tzinfo=UTC)
+LATEST = datetime(2100, 1, 1, tzinfo=UTC)
+
+
+def iana_zone(v: str) -> str:
+    """An IANA zone name from the tz database's list. ``ZoneInfo`` alone also
+    opens files such as ``localtime`` or ``posixrules`` that are no zone name
+    (they follow whatever the server's configuration is)."""
+    if v not in _zone_names():
+        raise ValueError(f"unknown IANA time zone {v!r}")
+    try:
+        ZoneInfo(v)
+    except (ZoneInfoNotFoundError, ValueError) as exc:
+        raise ValueError(f"unknown IANA time zone {v!r}") from exc
+    return v
+
+
+@lru_cache(maxsize=1)
+def _zone_names() -> frozenset[str]:
+    return frozenset(available_timezones() - {"localtime", "posixrules", "Factory"})
+
+
+def bounded_instant(v: datetime | None) -> datetime | None:
+    """Instants between 2000 and 2100 only (see :data:`LATEST`)."""
+    if v is not None and not (EARLIEST <= v <= LATEST):
+        raise ValueError(
+            f"{v.isoformat()} is outside {EARLIEST.year}-{LATEST.year - 1}; check the year"
+        )
+    return v
 
 
 class Contact(BaseModel):
@@ -136,11 +181,7 @@ class ProgrammeCreate(BaseModel):
     @field_validator("time_zone")
     @classmethod
     def _zone(cls, v: str) -> str:
-        try:
-            ZoneInfo(v)
-        except (ZoneInfoNotFoundError, ValueError) as exc:
-            raise ValueError(f"unknown IANA time zone {v!r}") from exc
-        return v
+        return iana_zone(v)
 
     @field_validator("partners")
     @classmethod
@@ -236,16 +277,41 @@ class MeetingIn(BaseModel):
     target_groups: list[str] = Field(default_factory=list)
     participants: list[str] = Field(default_factory=list)
 
+    _bounded = field_validator("starts_at")(bounded_instant)
+
 
 class PoliciesIn(BaseModel):
-    """The cycle's clock, in days (fractions allowed, for compressed test schedules)."""
+    """The cycle's clock, in days (fractions allowed, for compressed test schedules).
 
-    notes_due_after_days: float = Field(default=7, gt=0)
-    reminder_offsets_days: list[float] = Field(default_factory=lambda: [3.0, 1.0])
-    prep_pack_lead_days: float = Field(default=14, ge=0)
-    self_assessment_lead_days: float = Field(default=21, ge=0)
-    follow_up_after_days: float = Field(default=90, ge=0)
-    min_notes_per_meeting: int = Field(default=1, ge=0)
+    Every field is bounded (a year at most; the follow-up five), finite, and the
+    reminders are a few distinct offsets inside the notes window."""
+
+    notes_due_after_days: float = Field(default=7, gt=0, le=MAX_POLICY_DAYS, allow_inf_nan=False)
+    reminder_offsets_days: list[float] = Field(
+        default_factory=lambda: [3.0, 1.0], max_length=MAX_REMINDERS
+    )
+    prep_pack_lead_days: float = Field(default=14, ge=0, le=MAX_POLICY_DAYS, allow_inf_nan=False)
+    self_assessment_lead_days: float = Field(
+        default=21, ge=0, le=MAX_POLICY_DAYS, allow_inf_nan=False
+    )
+    follow_up_after_days: float = Field(
+        default=90, ge=0, le=MAX_FOLLOW_UP_DAYS, allow_inf_nan=False
+    )
+    min_notes_per_meeting: int = Field(default=1, ge=0, le=1000)
+
+    @model_validator(mode="after")
+    def _reminders(self) -> PoliciesIn:
+        offsets = self.reminder_offsets_days
+        for i, d in enumerate(offsets):
+            if not (0 < d < self.notes_due_after_days):  # also refuses NaN and infinities
+                raise ValueError(
+                    f"reminder_offsets_days[{i}] = {d}: each reminder must fall inside the"
+                    f" notes window (more than 0 and less than {self.notes_due_after_days} days"
+                    " before the deadline)"
+                )
+        if len(set(offsets)) != len(offsets):
+            raise ValueError("reminder_offsets_days: each offset at most once")
+        return self
 
 
 class CycleCreate(BaseModel):
@@ -286,6 +352,8 @@ class CycleCreate(BaseModel):
     meetings: list[MeetingIn] = Field(min_length=1, max_length=200)
     policies: PoliciesIn = Field(default_factory=PoliciesIn)
 
+    _bounded = field_validator("ends_at")(bounded_instant)
+
 
 class CycleStartedOut(BaseModel):
     cycle_id: str
@@ -320,6 +388,10 @@ class MeetingOut(BaseModel):
     escalated: bool
     topics: list[str] = Field(default_factory=list)
     cancel_reason: str | None = None
+    late_notes: int = Field(
+        default=0,
+        description="Notes that came after the note window closed (included in note_count).",
+    )
 
 
 class CycleStatusOut(BaseModel):
@@ -383,6 +455,8 @@ class MoveIn(BaseModel):
     starts_at: AwareDatetime
     duration_minutes: float | None = Field(default=None, gt=0, le=20_160)
 
+    _bounded = field_validator("starts_at")(bounded_instant)
+
 
 class HostIn(BaseModel):
     host: str = Field(examples=["lodz"])
@@ -393,7 +467,11 @@ class ReasonIn(BaseModel):
 
 
 class MarkHeldIn(BaseModel):
-    held_at: AwareDatetime | None = Field(default=None, description="Default: now.")
+    held_at: AwareDatetime | None = Field(
+        default=None, description="Default: now; never in the future or before the cycle began."
+    )
+
+    _bounded = field_validator("held_at")(bounded_instant)
 
 
 class ChangeOut(BaseModel):
@@ -445,6 +523,7 @@ class NoteRow(BaseModel):
     format: str
     submitted_at: datetime
     theme_ids: list[str] = Field(default_factory=list)
+    late: bool = Field(default=False, description="Came after the meeting's note window closed.")
 
 
 class NotePage(BaseModel):

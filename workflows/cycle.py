@@ -28,6 +28,7 @@ from temporalio.common import RetryPolicy
 from temporalio.exceptions import ActivityError, ApplicationError
 
 from peerlearn.events import EventType
+from peerlearn.text_rules import describe_forbidden
 from workflows.mining_contract import (
     ASSIGN_NOTE_THEMES,
     AssignNoteThemesInput,
@@ -92,6 +93,12 @@ _APPEND_RETRY = RetryPolicy(
 )
 # No attempt cap: every acknowledged note gets its statements. The activity
 # raises non-retryable (and records NoteRejected) only when no retry can help.
+# Storing a note: a short retry window (the caller and any cancel wait on it);
+# storage refusals the activity marks non-retryable end it at once.
+_NOTE_RETRY = RetryPolicy(
+    initial_interval=timedelta(seconds=1), maximum_interval=timedelta(seconds=10)
+)
+_NOTE_STORE_DEADLINE = timedelta(minutes=2)
 _MINING_RETRY = RetryPolicy(
     initial_interval=timedelta(seconds=5),
     backoff_coefficient=2.0,
@@ -107,6 +114,16 @@ _DELIVERY_RETRY = RetryPolicy(
 def rejected(reason: str) -> ApplicationError:
     """A validator's refusal; the API turns it into 409 with this reason."""
     return ApplicationError(reason, type="Rejected", non_retryable=True)
+
+
+def invalid(reason: str) -> ApplicationError:
+    """Input no retry can fix (the API answers 422 with this reason)."""
+    return ApplicationError(reason, type="Invalid", non_retryable=True)
+
+
+def unavailable(reason: str) -> ApplicationError:
+    """A transient failure the caller should retry (the API answers 503)."""
+    return ApplicationError(reason, type="Unavailable", non_retryable=True)
 
 
 def not_found(reason: str) -> ApplicationError:
@@ -309,14 +326,19 @@ class PeerLearningCycle:
 
     async def _wrap_up(self, now: datetime) -> None:
         self.state.phase = PHASE_WRAP_UP
-        # Themes of late notes belong in the report: let mining finish first.
-        await workflow.wait_condition(lambda: self._background == 0)
+        # Themes of late notes belong in the report: let mining finish first
+        # (unless a cancel came: it is recorded whatever else is pending).
+        await workflow.wait_condition(
+            lambda: self._background == 0 or self._cancel_requested is not None
+        )
+        if self._cancel_requested is not None:
+            return
         follow_up_at = workflow.now() + self.pol.follow_up_after
         self.state.follow_up_at = follow_up_at
         self.state.phase = PHASE_FOLLOW_UP
         async with self._lock:
             self.state.seq += 1
-            out: WrapUpOutput = await workflow.execute_activity(
+            build = workflow.start_activity(
                 BUILD_WRAPUP_REPORT,
                 WrapUpInput(
                     cycle_id=self.inp.cycle_id,
@@ -329,6 +351,16 @@ class PeerLearningCycle:
                 start_to_close_timeout=timedelta(minutes=5),
                 retry_policy=_APPEND_RETRY,
             )
+            # Retried without limit, but a cancel does not wait behind it.
+            await workflow.wait_condition(
+                lambda: build.done() or self._cancel_requested is not None
+            )
+            if not build.done():
+                build.cancel()
+                with contextlib.suppress(ActivityError, asyncio.CancelledError):
+                    await build
+                return
+            out: WrapUpOutput = build.result()
         self.state.report_id = out.report_id
         self.state.wrapup_published_at = workflow.now()
         if out.outbox_ids:
@@ -597,37 +629,82 @@ class PeerLearningCycle:
         if known is not None:
             return SubmitNoteOutput(note_id=known, duplicate=True)
         if inp.client_key in self._inflight_notes:  # same key, concurrent call
-            await workflow.wait_condition(lambda: inp.client_key in self.state.notes_by_key)
+            await workflow.wait_condition(lambda: inp.client_key not in self._inflight_notes)
+            if inp.client_key not in self.state.notes_by_key:
+                raise unavailable("the first submission with this key failed; send it again")
             return SubmitNoteOutput(note_id=self.state.notes_by_key[inp.client_key], duplicate=True)
         note_id = str(workflow.uuid4())
         self._inflight_notes[inp.client_key] = note_id
         m = self._find(inp.meeting_id)
         assert m is not None
+        # Notes after the window closed are still welcome, but flagged and counted.
+        late = m.window_closed
+        failure: ActivityError | None = None
         async with self._lock:
             self.state.seq += 1
-            stored: SubmitNoteOutput = await workflow.execute_activity(
-                SUBMIT_NOTE,
-                SubmitNoteActivityInput(
-                    cycle_id=self.inp.cycle_id,
-                    idempotency_key=self._key(),
-                    note_id=note_id,
-                    occurred_at=workflow.now(),
-                    note=inp,
-                    phase=self.state.phase,
-                ),
-                result_type=SubmitNoteOutput,
-                start_to_close_timeout=timedelta(seconds=30),
-                retry_policy=_APPEND_RETRY,
-            )
+            try:
+                stored: SubmitNoteOutput = await workflow.execute_activity(
+                    SUBMIT_NOTE,
+                    SubmitNoteActivityInput(
+                        cycle_id=self.inp.cycle_id,
+                        idempotency_key=self._key(),
+                        note_id=note_id,
+                        occurred_at=workflow.now(),
+                        note=inp,
+                        phase=self.state.phase,
+                        late=late,
+                    ),
+                    result_type=SubmitNoteOutput,
+                    start_to_close_timeout=timedelta(seconds=30),
+                    # Bounded: the caller waits on this update, and so does a cancel.
+                    schedule_to_close_timeout=_NOTE_STORE_DEADLINE,
+                    retry_policy=_NOTE_RETRY,
+                )
+            except ActivityError as exc:
+                failure = exc
+        if failure is not None:
+            del self._inflight_notes[inp.client_key]
+            self._wake = True
+            return await self._note_failed(inp, failure)
         self.state.notes_by_key[inp.client_key] = stored.note_id
         del self._inflight_notes[inp.client_key]
         if stored.note_id not in m.note_ids:
             m.note_ids.append(stored.note_id)
+            if late:
+                m.late_note_ids.append(stored.note_id)
         self._wake = True
         if not stored.duplicate:
             self._background += 1
             asyncio.create_task(self._mine(stored.note_id, inp.meeting_id))
         return stored
+
+    async def _note_failed(self, inp: SubmitNoteInput, failure: ActivityError) -> SubmitNoteOutput:
+        """Storing a note failed: never wedge the cycle over it.
+
+        A failure no retry can fix (the activity said non-retryable) is recorded
+        as ``NoteRejected`` with its reason and answered as invalid input; one
+        that merely ran out of time is answered as unavailable (the client sends
+        the same key again). Either way the update ends and the cycle goes on.
+        """
+        cause = failure.cause
+        if isinstance(cause, ApplicationError) and cause.non_retryable:
+            reason = cause.message
+            await self._append(
+                EventType.NOTE_REJECTED,
+                {
+                    "meeting_id": inp.meeting_id,
+                    "client_key": inp.client_key,
+                    "author_organisation": inp.author_organisation,
+                    "language": inp.language,
+                    "format": inp.format,
+                    "reason": reason,
+                },
+            )
+            raise invalid(f"the note was not stored: {reason}")
+        workflow.logger.warning("storing note %s gave up for now: %s", inp.client_key, failure)
+        raise unavailable(
+            "the note could not be stored in time; send it again with the same Idempotency-Key"
+        )
 
     @submit_notes.validator
     def _validate_notes(self, inp: SubmitNoteInput) -> None:
@@ -647,6 +724,9 @@ class PeerLearningCycle:
             )
         if not inp.text.strip():
             raise rejected("the note is empty")
+        problem = describe_forbidden(inp.text)
+        if problem is not None:  # never accept what storage can never hold
+            raise invalid(problem)
 
     @workflow.update(name="pause")
     async def pause(self, inp: PauseInput) -> ChangeOutput:
@@ -764,6 +844,7 @@ class PeerLearningCycle:
                     window_closed=m.window_closed,
                     topics=list(m.plan.topics),
                     cancel_reason=m.cancel_reason,
+                    late_notes=len(m.late_note_ids),
                 )
                 for m in st.meetings
             ],

@@ -99,6 +99,7 @@ class MeetingState:
     escalated: bool = False
     note_ids: list[str] = field(default_factory=list)
     cancel_reason: str | None = None
+    late_note_ids: list[str] = field(default_factory=list)  # came after the window closed
 
 
 @dataclass
@@ -230,6 +231,7 @@ class MeetingStatus:
     window_closed: bool
     topics: list[str] = field(default_factory=list)
     cancel_reason: str | None = None
+    late_notes: int = 0  # notes that came after the window closed
 
 
 @dataclass
@@ -288,6 +290,7 @@ class SubmitNoteActivityInput:
     occurred_at: datetime
     note: SubmitNoteInput
     phase: str = ""
+    late: bool = False  # the meeting's note window had closed
 
 
 @dataclass
