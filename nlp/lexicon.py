@@ -7,9 +7,10 @@ statements repeat the same words endlessly.
 
 from __future__ import annotations
 
-import importlib
+import importlib.util
 import re
 from functools import lru_cache
+from pathlib import Path
 
 _TOKEN = re.compile(r"[^\W\d_](?:[\w'’-]*[^\W\d_])?", re.UNICODE)
 
@@ -51,14 +52,30 @@ _EXTRA_STOP = {
 }
 
 
+def _spacy_stop_words(lang: str) -> set[str]:
+    """spaCy's stop-word list for ``lang``, read from its file alone.
+
+    Importing ``spacy.lang.<lang>.stop_words`` runs the language package's
+    ``__init__`` first (tokenizer exceptions, regex compilation: 7 s for
+    French on this machine); the list itself is a plain module with no imports.
+    """
+    spec = importlib.util.find_spec("spacy")
+    if spec is None or not spec.submodule_search_locations:
+        return set()
+    path = Path(next(iter(spec.submodule_search_locations))) / "lang" / lang / "stop_words.py"
+    if not re.fullmatch(r"[a-z]{2,3}", lang) or not path.is_file():
+        return set()
+    fspec = importlib.util.spec_from_file_location(f"_peerlearn_stop_words_{lang}", path)
+    if fspec is None or fspec.loader is None:
+        return set()
+    mod = importlib.util.module_from_spec(fspec)
+    fspec.loader.exec_module(mod)
+    return {w.lower() for w in getattr(mod, "STOP_WORDS", set())}
+
+
 @lru_cache(maxsize=64)
 def stop_words(lang: str) -> frozenset[str]:
-    words: set[str] = set()
-    try:
-        mod = importlib.import_module(f"spacy.lang.{lang}.stop_words")
-        words = {w.lower() for w in mod.STOP_WORDS}
-    except (ImportError, AttributeError):
-        pass
+    words = _spacy_stop_words(lang)
     words |= _EXTRA_STOP.get(lang, set())
     return frozenset(words)
 

@@ -244,13 +244,14 @@ class Segmenter:
         return blocks
 
     def split(self, text: str, language: str | None = None) -> list[Segment]:
-        nlp = blank_pipeline(language)
         pieces: list[tuple[str, str | None]] = []
         for block, heading, is_item in self._blocks(text):
             if is_item or not _INNER_STOP.search(block):
                 pieces.append((block, heading))
                 continue
-            doc = nlp(block)
+            # spaCy only for prose with an inner sentence end: importing it and
+            # building a blank pipeline cost seconds a one-sentence note never needs
+            doc = blank_pipeline(language)(block)
             for sent in doc.sents:
                 s = sent.text.strip()
                 if s:
