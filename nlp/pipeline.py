@@ -29,12 +29,12 @@ from nlp.stages import (
     ClustererStage,
     DebiaserStage,
     DebiasState,
-    KeyphraseLabeller,
     KindStage,
     LabellerStage,
     LanguageStage,
     SegmenterStage,
     StatementDebiaser,
+    TitleLabeller,
 )
 from nlp.themes import match_themes, recurrence
 from nlp.types import (
@@ -61,7 +61,9 @@ class MinerConfig:
     outlier_threshold: float = 0.05  # cosine below which a statement stays unassigned at mining
     debias_shrink: float = 10.0
     debias_project: bool = False  # measured: plain centring did as well or better on SIB-200
-    backend: str = "torch"  # embedding backend: torch | onnx-int8 | onnx
+    debias_kinds: bool = True  # remove each kind's mean offset too (bench/topic_phrasing.py)
+    # embedding backend: auto (ONNX fp32 when installed, else torch) | torch | onnx | onnx-int8
+    backend: str = "auto"
     batch_size: int = 32
     representatives: int = 3
     practices: int = 10
@@ -99,7 +101,9 @@ class Miner:
         self.debiaser: DebiaserStage = (
             debiaser
             if debiaser is not None
-            else StatementDebiaser(self.config.debias_shrink, self.config.debias_project)
+            else StatementDebiaser(
+                self.config.debias_shrink, self.config.debias_project, self.config.debias_kinds
+            )
         )
         self.clusterer: ClustererStage = (
             clusterer
@@ -112,7 +116,7 @@ class Miner:
         )
         self.kinds: KindStage = kinds if kinds is not None else KindClassifier(self._encode_raw)
         self.labeller: LabellerStage = (
-            labeller if labeller is not None else KeyphraseLabeller(self.config.keyphrases)
+            labeller if labeller is not None else TitleLabeller(self.config.keyphrases)
         )
         self._encoder: CachedEncoder | None = None
         self.tag = CONTENT_TAG
@@ -194,7 +198,7 @@ class Miner:
                     position=pos,
                     heading=heading,
                     content_hash=content_hash(text, self.tag),
-                    lemmas=content_lemmas(text, lang),
+                    lemmas=content_lemmas(text, lang) if self.labeller.needs_lemmas else [],
                     programme=note.programme,
                     cycle=note.cycle,
                     meeting=note.meeting,
@@ -364,6 +368,8 @@ class Miner:
                     ],
                     recurrence=recurrence(sts),
                     label_language=texts[ci].label_language,
+                    title=texts[ci].title,
+                    titles=texts[ci].titles,
                     representative_texts=rep_texts,
                 )
             )
@@ -383,6 +389,10 @@ class Miner:
         state = DebiasState.from_model(
             model.language_means, model.global_mean, model.params, self.config.debias_project
         )
+        if "kind_offsets" in state.extra and any(
+            s.kind == "other" and s.kind_score == 0.0 for s in statements
+        ):
+            self.classify(statements, np.asarray(embeddings, np.float32))
         Y = self.debiaser.transform(np.asarray(embeddings, np.float32), statements, state)
         sims = Y @ np.asarray(model.centroids, dtype=np.float32).T
         best = sims.argmax(1)

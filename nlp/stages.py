@@ -13,7 +13,7 @@ embedder            ``encode(texts)``, ``name``, ``dim``         ``TorchEmbedder
 debiaser            ``fit(X, statements)``/``transform``         ``StatementDebiaser``
 clusterer           ``fit(Y, seed) -> (labels, centroids)``      ``Clusterer``
 kind classifier     ``classify(texts, langs, embeddings)``       ``KindClassifier``
-labeller            ``describe(statements, clusters)``           ``KeyphraseLabeller``
+labeller            ``describe(statements, clusters)``           ``TitleLabeller``
 ==================  ===========================================  =====================
 """
 
@@ -26,10 +26,16 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from nlp.debias import DEFAULT_SHRINK, LanguageDebiaser
+from nlp.debias import (
+    DEFAULT_SHRINK,
+    LanguageDebiaser,
+    fit_kind_offsets,
+    remove_kind_offsets,
+)
 from nlp.segment import Segment
 from nlp.themes import make_label, merge_keyphrases, multilingual_keyphrases
-from nlp.types import Statement
+from nlp.titles import theme_titles
+from nlp.types import KINDS, Statement
 
 
 class LanguageStage(Protocol):
@@ -111,25 +117,46 @@ class DebiaserStage(Protocol):
 
 
 class StatementDebiaser:
-    """Language de-biasing by the one rule of ``nlp.debias`` (shrunk language means)."""
+    """Language, then (``kinds=True``) kind de-biasing, by the rules of ``nlp.debias``.
 
-    def __init__(self, shrink: float = DEFAULT_SHRINK, project: bool = False) -> None:
+    Kind offsets are fitted on the miner's own kind labels (set before
+    clustering) and stored in ``ThemeModel.params["debias"]["kind_offsets"]``
+    (rows aligned with ``nlp.types.KINDS``), so a statement assigned later
+    loses the same offset once its kind is known.
+    """
+
+    def __init__(
+        self, shrink: float = DEFAULT_SHRINK, project: bool = False, kinds: bool = True
+    ) -> None:
         self.language = LanguageDebiaser(shrink, project)
+        self.kinds = kinds
+        self.shrink = shrink
 
     def fit(self, X: np.ndarray, statements: Sequence[Statement]) -> DebiasState:
-        means, g = self.language.fit(X, [s.language for s in statements])
-        return DebiasState(means, g, self.language.project)
+        langs = [s.language for s in statements]
+        means, g = self.language.fit(X, langs)
+        state = DebiasState(means, g, self.language.project)
+        if self.kinds and len(statements):
+            Z = self.language.centre(X, langs, means, g, state.project)
+            state.extra["kind_offsets"] = fit_kind_offsets(
+                Z, [s.kind for s in statements], KINDS, self.shrink
+            )
+        return state
 
     def transform(
         self, X: np.ndarray, statements: Sequence[Statement], state: DebiasState
     ) -> np.ndarray:
-        return self.language.transform(
-            X,
-            [s.language for s in statements],
-            state.language_means,
-            state.global_mean,
-            project=state.project,
-        )
+        langs = [s.language for s in statements]
+        Z = self.language.centre(X, langs, state.language_means, state.global_mean, state.project)
+        offsets = state.extra.get("kind_offsets")
+        if offsets is None or not len(offsets):
+            return _unit(Z)
+        return remove_kind_offsets(Z, [s.kind for s in statements], KINDS, offsets)
+
+
+def _unit(x: np.ndarray) -> np.ndarray:
+    n = np.linalg.norm(x, axis=1, keepdims=True)
+    return (x / np.maximum(n, 1e-12)).astype(np.float32)
 
 
 # --------------------------------------------------------------------------- labelling
@@ -147,6 +174,10 @@ class ThemeText:
 
 
 class LabellerStage(Protocol):
+    #: whether ``describe`` reads ``Statement.lemmas`` (the miner skips the
+    #: lemmatiser, seconds per language to load, when it does not)
+    needs_lemmas: bool
+
     def describe(
         self, statements: Sequence[Statement], clusters: Sequence[Sequence[int]]
     ) -> list[ThemeText]:
@@ -154,8 +185,44 @@ class LabellerStage(Protocol):
         ...
 
 
+class TitleLabeller:
+    """Readable titles and surface keyphrases (``nlp.titles``); the default.
+
+    ``label`` carries the title too (older readers show ``label``).
+    """
+
+    needs_lemmas = False
+
+    def __init__(self, top: int = 8) -> None:
+        self.top = top
+
+    def describe(
+        self, statements: Sequence[Statement], clusters: Sequence[Sequence[int]]
+    ) -> list[ThemeText]:
+        found = theme_titles(
+            [
+                [(statements[i].language, statements[i].text) for i in members]
+                for members in clusters
+            ],
+            keyphrases=self.top,
+        )
+        return [
+            ThemeText(
+                label=t.title,
+                label_language=t.title_language,
+                keyphrases=t.keyphrases,
+                title=t.title,
+                titles=t.titles,
+            )
+            for t in found
+        ]
+
+
 class KeyphraseLabeller:
-    """c-TF-IDF keyphrases per language, merged; the label is the top three (English first)."""
+    """c-TF-IDF keyphrases on lemmas per language, merged; the label is the top three
+    (English first). The labeller before ``TitleLabeller``; kept for comparison."""
+
+    needs_lemmas = True
 
     def __init__(self, top: int = 8) -> None:
         self.top = top

@@ -89,6 +89,8 @@ class ThemeSummary:
     recurrence: dict[str, Any]  # programmes, cycles, organisations, languages, first_seen, ...
     label_language: str = "en"
     representative_texts: dict[str, list[str]] = field(default_factory=dict)
+    title: str = ""  # short noun phrase, English when the theme has English (nlp.titles)
+    titles: dict[str, str] = field(default_factory=dict)  # language -> title in that language
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
