@@ -27,7 +27,7 @@ from nlp.debias import LanguageDebiaser
 from nlp.types import ThemeModel
 from peerlearn.mining import store
 from peerlearn.mining.miner import query_embedder
-from peerlearn.readside.filters import statement_where
+from peerlearn.readside.filters import label_scope, statement_where
 from peerlearn.readside.search import candidates, statement_rows
 
 router = APIRouter(prefix="/v1/search", tags=["analyst"])
@@ -56,7 +56,7 @@ async def search(
             raw, score = rank(cand.vectors, cand.languages, vec, qlang, model)
             order = np.argsort(-score, kind="stable")[:limit]
             top = [(cand.ids[i], float(raw[i]), float(score[i])) for i in order.tolist()]
-        rows = await statement_rows(conn, [t[0] for t in top])
+        rows = await statement_rows(conn, [t[0] for t in top], label_scope(principal, filters))
     items = []
     for sid, raw_sim, sc in top:
         r = rows.get(sid)

@@ -18,14 +18,14 @@ from psycopg import AsyncConnection
 from psycopg.rows import dict_row
 
 from nlp.types import EMBEDDING_DIM
+from peerlearn.readside.filters import label_columns
 
 CANDIDATES = 200
 EF_SEARCH = 200  # HNSW beam: at least CANDIDATES, or the index returns fewer
 
 _COLUMNS = (
     "s.id AS statement_id, s.text, s.language, s.kind, s.note_id, s.meeting_id, s.cycle_id,"
-    " s.programme_id, s.organisation_id, s.source_date AS date, s.theme_id,"
-    " t.label AS theme_label"
+    " s.programme_id, s.organisation_id, s.source_date AS date, s.theme_id"
 )
 
 # The candidates, their visible statements and the model version in one row.
@@ -121,13 +121,18 @@ async def candidates(
     return Candidates(ids, list(cand["languages"] or ()), X, cand["model_version"], exact)
 
 
-async def statement_rows(conn: AsyncConnection[Any], ids: list[str]) -> dict[str, dict[str, Any]]:
-    """The columns a search hit shows, by statement id (only for the winners)."""
+async def statement_rows(
+    conn: AsyncConnection[Any], ids: list[str], scope: list[str] | None
+) -> dict[str, dict[str, Any]]:
+    """The columns a search hit shows, by statement id (only for the winners);
+    theme labels as ``scope`` may read them (:func:`.filters.label_scope`)."""
     if not ids:
         return {}
+    params: dict[str, Any] = {"ids": ids}
+    label, _ = label_columns(scope, params)
     cur = await conn.cursor(row_factory=dict_row).execute(
-        f"SELECT {_COLUMNS} FROM statements s LEFT JOIN themes t ON t.id = s.theme_id"
-        " WHERE s.id = ANY(%s)",
-        (ids,),
+        f"SELECT {_COLUMNS}, {label} AS theme_label FROM statements s"
+        " LEFT JOIN themes t ON t.id = s.theme_id WHERE s.id = ANY(%(ids)s)",
+        params,
     )
     return {r["statement_id"]: dict(r) for r in await cur.fetchall()}

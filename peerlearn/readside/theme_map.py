@@ -25,6 +25,7 @@ from psycopg.rows import dict_row
 from psycopg_pool import AsyncConnectionPool
 
 from nlp.debias import map_coordinates
+from peerlearn.readside.filters import label_columns
 
 MAX_TEXT = 280  # characters of a statement kept for the hover label (+1 to mark a cut)
 STORED_SHARE = 0.5  # serve the miner's coordinates once at least this share has them
@@ -130,7 +131,11 @@ async def project(pool: AsyncConnectionPool, grant: list[str] | None) -> Project
         await cur.execute(sql, params)  # built from constants
         rows = [dict(r) for r in await cur.fetchall()]
         theme_ids = sorted({r["theme_id"] for r in rows if r["theme_id"]})
-        await cur.execute("SELECT id, label FROM themes WHERE id = ANY(%s)", (theme_ids,))
+        lparams: dict[str, Any] = {"ids": theme_ids}
+        label, _ = label_columns(grant, lparams)
+        await cur.execute(
+            f"SELECT t.id, {label} AS label FROM themes t WHERE t.id = ANY(%(ids)s)", lparams
+        )
         labels = {r["id"]: r["label"] for r in await cur.fetchall()}
 
     if not rows:

@@ -17,6 +17,8 @@ from peerlearn.readside.filters import (
     Filters,
     decode_cursor,
     encode_cursor,
+    label_columns,
+    label_scope,
     statement_where,
     visible_clause,
 )
@@ -59,10 +61,12 @@ async def list_themes(
             params[f"c{i}"] = v
     params["min_cycles"] = f.min_cycles
     params["limit"] = limit + 1
+    label, keyphrases = label_columns(label_scope(principal, f), params)
     ctes = _facet_ctes(principal, f, theme_ids) if facets_answer(f) else _statement_ctes(where)
     sql = f"""
         {ctes}
-        SELECT a.theme_id AS id, t.label, t.keyphrases, a.size, l.languages, a.cycles,
+        SELECT a.theme_id AS id, {label} AS label, {keyphrases} AS keyphrases, a.size,
+               l.languages, a.cycles,
                a.organisations, a.programmes, a.first_seen, a.last_seen,
                {", ".join(f"{k} AS k{i}" for i, k in enumerate(keys))}
         FROM a JOIN themes t ON t.id = a.theme_id AND t.retired_at IS NULL
@@ -181,9 +185,10 @@ async def theme_practices(
         page_cond = "WHERE (-x.support, -x.score, x.statement_id) > (%(c0)s, %(c1)s, %(c2)s)"
         params.update({f"c{i}": v for i, v in enumerate(after)})
     params["limit"] = limit + 1
+    label, _ = label_columns(label_scope(principal, f), params)
     sql = f"""
         SELECT * FROM (
-            SELECT p.statement_id, p.theme_id, t.label AS theme_label, p.kind, p.audience,
+            SELECT p.statement_id, p.theme_id, {label} AS theme_label, p.kind, p.audience,
                    p.score, s.text, s.language, s.note_id, s.meeting_id, s.cycle_id,
                    s.programme_id, s.organisation_id, s.source_date,
                    sup.cycles AS support_cycles, sup.organisations AS support_organisations,
@@ -234,10 +239,12 @@ async def theme_detail(
 
     :class:`NotFound` when the theme does not exist or has no visible statement
     (the two are not told apart)."""
+    tparams: dict[str, Any] = {"theme_id": theme_id}
+    label, keyphrases = label_columns(label_scope(principal, f), tparams)
     cur = await conn.cursor(row_factory=dict_row).execute(
-        "SELECT id, label, keyphrases, representatives, retired_at, scope, updated_at"
-        " FROM themes WHERE id = %s",
-        (theme_id,),
+        f"SELECT t.id, {label} AS label, {keyphrases} AS keyphrases, t.representatives,"
+        " t.retired_at, t.scope, t.updated_at FROM themes t WHERE t.id = %(theme_id)s",
+        tparams,
     )
     theme = await cur.fetchone()
     where, params = statement_where(principal, f)
