@@ -192,13 +192,17 @@ def _rank(
     singles = [k for _, k in scored if len(k) == 1]
     anchor = singles[0] if singles else None
 
-    def rarity(key: tuple[str, ...]) -> float:
-        words = [math.log(1 + avg / max(1, total[(w,)])) for w in key if (w,) in total]
-        return (sum(words) / len(words) if words else 0.0) * math.sqrt(len(key))
+    def shared_then_rare(key: tuple[str, ...]) -> tuple[float, float]:
+        """Words the theme's statements share first, then words rare elsewhere."""
+        inside = [mine.get((w,), 0) for w in key if (w,) in total]
+        rare = [math.log(1 + avg / max(1, total[(w,)])) for w in key if (w,) in total]
+        if not inside:
+            return (0.0, 0.0)
+        return (sum(inside) / len(inside), sum(rare) / len(rare) * math.sqrt(len(key)))
 
     short = [k for k in mine if 2 <= len(k) <= 3 and (anchor is None or _inside(anchor, k))]
     if short:
-        best = max(short, key=lambda k: (rarity(k), k))
+        best = max(short, key=lambda k: (*shared_then_rare(k), k))
         return phrases, _display(forms[best])
     return phrases, phrases[0] if phrases else ""
 

@@ -66,7 +66,7 @@ def test_cross_lingual_themes_with_english_labels(mined) -> None:
     for t in res.themes:
         if "en" in t.languages:
             assert t.label_language == "en"
-            assert t.label.isascii()
+            assert t.label.isascii() and t.title == t.titles["en"] and "," not in t.title
         assert t.size == sum(t.languages.values())
         assert set(t.representatives) == set(t.languages)
         assert t.recurrence["n_languages"] == len(t.languages)
@@ -91,7 +91,9 @@ def test_label_in_the_theme_language_without_english(miner: Miner) -> None:
     sts = miner.segment(notes, unit="statement")
     res = miner.mine(sts)
     assert res.themes and res.themes[0].label_language == "sv"
-    assert "översättning" in res.themes[0].label
+    # a phrase the statements share, in their own words (not a lemma list)
+    assert "översättningen av" in res.themes[0].title.lower()
+    assert res.themes[0].label == res.themes[0].title == res.themes[0].titles["sv"]
 
 
 def test_deterministic_for_a_seed(miner: Miner, mined) -> None:
@@ -197,6 +199,8 @@ def test_cli_end_to_end(tmp_path: Path, model_dir: Path) -> None:
     assert {
         "id",
         "label",
+        "title",
+        "titles",
         "keyphrases",
         "size",
         "languages",
