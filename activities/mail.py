@@ -82,6 +82,7 @@ class MailActivities:
             rows = await mail.pending_rows(conn, cycle_id)
             if not rows:
                 return res
+            await mail.prepare_rows(conn, rows)
             ctx = await mail.load_cycle_context(conn, cycle_id)
             done = await mail.sent_keys(conn, [r["id"] for r in rows])
         if ctx is None:

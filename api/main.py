@@ -21,6 +21,7 @@ from api.routers import (
     cycles,
     documents,
     exports,
+    feedback,
     health,
     imports,
     mail,
@@ -55,7 +56,9 @@ ROUTERS += [
 ]
 ROUTERS += [programmes.router, cycles.router, meetings.router, notes.router]
 ROUTERS += [documents.router, imports.router]  # note originals, imports (issue 12)
-ROUTERS += [calendar.router, mail.router, self_assessment.router, action_items.router]  # i. 13
+# issue 13: calendar feed, caught mail, the review artefacts
+ROUTERS += [calendar.router, mail.router, self_assessment.router, action_items.router]
+ROUTERS += [feedback.router]
 
 
 async def load_model(settings: Settings) -> None:

@@ -49,6 +49,7 @@ class EventType(StrEnum):
     FOLLOW_UP_DUE = "FollowUpDue"
     ACTION_ITEM_ADDED = "ActionItemAdded"  # issue 13: an action plan's item
     ACTION_ITEM_UPDATED = "ActionItemUpdated"  # its status, due date or a progress note
+    FEEDBACK_ACKNOWLEDGED = "FeedbackAcknowledged"  # issue 13: the host read the peers' feedback
     # mining stream
     THEMES_MINED = "ThemesMined"
     THEME_CREATED = "ThemeCreated"

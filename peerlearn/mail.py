@@ -45,7 +45,7 @@ from zoneinfo import ZoneInfo
 from psycopg import AsyncConnection
 from psycopg.rows import dict_row
 
-from peerlearn import action_plan, self_assessment
+from peerlearn import action_plan, feedback, self_assessment
 from peerlearn.events import EventType
 from peerlearn.ical import (
     CalendarContext,
@@ -192,6 +192,7 @@ RULES: dict[str, MailRule] = {
     "escalation": MailRule(Audience.MANAGERS),
     "follow_up": MailRule(Audience.FOLLOW_UP),
     "wrapup_published": MailRule(Audience.EVERYONE),
+    "feedback": MailRule(Audience.HOST),
 }
 
 _NOTE_WRITERS = ("coordinator", "participant")
@@ -349,6 +350,7 @@ class CycleContext:
     note_authors: dict[str, set[str]] = field(default_factory=dict)  # meeting -> partner ids
     self_assessments: dict[str, list[dict[str, Any]]] = field(default_factory=dict)  # answers
     action_items: list[dict[str, Any]] = field(default_factory=list)
+    feedback: dict[str, list[dict[str, Any]]] = field(default_factory=dict)  # meeting -> items
 
     @property
     def partner_names(self) -> dict[str, str]:
@@ -380,7 +382,17 @@ async def load_cycle_context(conn: AsyncConnection[Any], cycle_id: str) -> Cycle
             authors.setdefault(r["meeting_id"], set()).add(r["author_organisation"])
     answers = {r["meeting_id"]: r["answers"] for r in await self_assessment.load(conn, cycle_id)}
     items = await action_plan.items(conn, cycle_id)
-    return CycleContext(programme, cycle, events, authors, answers, items)
+    fb = {r["meeting_id"]: r["items"] for r in await feedback.summaries(conn, cycle_id)}
+    return CycleContext(programme, cycle, events, authors, answers, items, fb)
+
+
+async def prepare_rows(conn: AsyncConnection[Any], rows: Sequence[Mapping[str, Any]]) -> None:
+    """Work a row's e-mail needs before planning: the host's feedback summary is
+    compiled and stored at its first delivery (peerlearn/feedback.py)."""
+    for r in rows:
+        if r["kind"] == "feedback" and r["meeting_id"]:
+            host = str(r["recipient"]).removeprefix("host:")
+            await feedback.ensure_summary(conn, r["cycle_id"], r["meeting_id"], host, r["id"])
 
 
 CALENDAR_EVENTS = (
@@ -414,6 +426,7 @@ def _values(
         "report_id": str((row.get("payload") or {}).get("report_id", "")),
         "notes_due_days": f"{float(pol.get('notes_due_after_s', 7 * 86400)) / 86400:g}",
         "due": _local(p.get("notes_due_at") or p.get("due_at"), tz),
+        "cycle_path": f"/v1/cycles/{ctx.cycle.get('id', '')}",
     }
     if m is not None:
         values.update(
@@ -431,6 +444,10 @@ def _values(
         )
     values["questions"] = questions_text(ctx.programme.get("self_assessment_questions") or [])
     values["open_list"] = open_items_text(ctx, row["created_at"], tz)
+    if m is not None:
+        items = ctx.feedback.get(m.meeting_id, [])
+        for group in feedback.GROUPS:
+            values[group] = feedback.group_text(items, group, names)
     return values
 
 

@@ -42,6 +42,7 @@ PROJECTION_TABLES = (
     "reports",
     "action_items",
     "self_assessments",
+    "feedback_acknowledgements",
 )
 _PRIMARY_KEYS = {
     "programmes": "id",
@@ -52,6 +53,7 @@ _PRIMARY_KEYS = {
     "reports": "id",
     "action_items": "cycle_id, id",
     "self_assessments": "cycle_id, meeting_id",
+    "feedback_acknowledgements": "cycle_id, meeting_id",
 }
 _REBUILD_LOCK = 727_002
 
@@ -87,6 +89,7 @@ CYCLE_STREAM = frozenset(
         EventType.FOLLOW_UP_DUE,
         EventType.ACTION_ITEM_ADDED,
         EventType.ACTION_ITEM_UPDATED,
+        EventType.FEEDBACK_ACKNOWLEDGED,
     }
 )
 
@@ -143,11 +146,13 @@ async def _add_outbox(
     subject: str,
     meeting_id: str | None = None,
     extra: dict[str, Any] | None = None,
+    suffix: str = "",
 ) -> list[str]:
+    """One outbox row for ``ev``; ``suffix`` names a second row of the same event."""
     cur = await conn.execute("SELECT programme_id FROM cycles WHERE id = %s", (ev.stream_id,))
     row = await cur.fetchone()
     programme_id = _col(row, "programme_id", 0) if row else ""
-    oid = outbox_id(ev)
+    oid = outbox_id(ev) + (f":{suffix}" if suffix else "")
     payload = {
         "id": oid,
         "kind": kind,
@@ -420,12 +425,44 @@ async def _overdue(conn: Conn, ev: Event) -> list[str]:
         recipient="programme_manager",
         subject=f"Notes overdue for {p['meeting_id']}: {p['note_count']} of {p['expected']} in",
         meeting_id=p["meeting_id"],
-    )
+    ) + await _feedback(conn, ev)
 
 
 @projector(EventType.NOTE_WINDOW_CLOSED)
 async def _window_closed(conn: Conn, ev: Event) -> list[str]:
     await _meeting(conn, ev, "window_closed_at = %s", (ev.occurred_at,))
+    return await _feedback(conn, ev)
+
+
+async def _feedback(conn: Conn, ev: Event) -> list[str]:
+    """Issue 13: when a site visit's note window closes (the policy's days after
+    the visit), the host gets the peers' feedback (compiled at delivery,
+    peerlearn/feedback.py)."""
+    mid = ev.payload["meeting_id"]
+    cur = await conn.execute(
+        "SELECT kind, host FROM meetings WHERE cycle_id = %s AND id = %s", (ev.stream_id, mid)
+    )
+    row = await cur.fetchone()
+    if row is None or _col(row, "kind", 0) != "site_visit" or not _col(row, "host", 1):
+        return []
+    host = _col(row, "host", 1)
+    return await _add_outbox(
+        conn, ev, kind="feedback", recipient=f"host:{host}",
+        subject=f"Feedback from the peers on {mid}", meeting_id=mid, suffix="feedback",
+    )  # fmt: skip
+
+
+@projector(EventType.FEEDBACK_ACKNOWLEDGED)
+async def _feedback_acknowledged(conn: Conn, ev: Event) -> list[str]:
+    p = ev.payload
+    await conn.execute(
+        "INSERT INTO feedback_acknowledgements (cycle_id, meeting_id, acknowledged_by,"
+        " acknowledged_at, note) VALUES (%s, %s, %s, %s, %s)"
+        " ON CONFLICT (cycle_id, meeting_id) DO UPDATE SET acknowledged_by ="
+        " EXCLUDED.acknowledged_by, acknowledged_at = EXCLUDED.acknowledged_at,"
+        " note = EXCLUDED.note",
+        (ev.stream_id, p["meeting_id"], p.get("by"), ev.occurred_at, p.get("note")),
+    )
     return []
 
 

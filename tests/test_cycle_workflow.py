@@ -153,6 +153,7 @@ async def test_six_month_cycle_completes_under_time_skipping(
         "preparation_pack": 6,
         "reminder": 6,
         "escalation": 1,
+        "feedback": 5,  # each site visit's host, when its note window closes
         "wrapup_published": 1,
         "follow_up": 1,
     }

@@ -1,0 +1,177 @@
+"""Issue 13, feedback to the host: when a site visit's note window closes, the
+host's contact receives the peers' statements (strengths, challenges, lessons,
+recommendations, each in the language it was written in) by e-mail from a real
+SMTP server; the summary is stored once and the host acknowledges it."""
+
+from __future__ import annotations
+
+import socket
+import uuid
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from email import message_from_bytes
+from email.policy import default as default_policy
+
+import httpx
+import pytest_asyncio
+from auth_helpers import admin_headers, api_client, key_headers
+from psycopg.rows import dict_row
+from psycopg_pool import AsyncConnectionPool
+from temporalio.testing import WorkflowEnvironment
+
+from activities.mail import MailActivities
+from api.main import create_app
+from peerlearn import eventstore
+from peerlearn.events import EventType
+from peerlearn.mailcatcher import MailCatcher
+from peerlearn.settings import Settings
+from workflows.types import workflow_id_for
+
+NOW = datetime.now(UTC).replace(microsecond=0)
+
+
+@dataclass
+class Ctx:
+    client: httpx.AsyncClient
+    pool: AsyncConnectionPool
+    database_url: str
+
+
+@pytest_asyncio.fixture(loop_scope="session", scope="module")
+async def ctx(
+    temporal_env: WorkflowEnvironment, pool: AsyncConnectionPool, database_url: str
+) -> AsyncIterator[Ctx]:
+    settings = Settings(
+        database_url=database_url,
+        temporal_address=temporal_env.client.service_client.config.target_host,
+        load_demo=False,
+    )
+    async with api_client(create_app(settings), admin_headers(database_url)) as client:
+        yield Ctx(client, pool, database_url)
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+STATEMENTS = [
+    ("lodz", "pl", "success", "Świetna współpraca z uczelniami."),
+    ("lodz", "pl", "recommendation", "Warto wprowadzić program mentorski dla MŚP."),
+    ("chem", "de", "challenge", "Die Finanzierung ist kurzfristig."),
+    ("chem", "de", "lesson", "Offene Werkstätten ziehen Startups an."),
+    ("vaxa", "sv", "success", "Vi är bra på allt."),  # the host's own note: not feedback
+    ("chem", "de", "other", "Das Wetter war gut."),  # not a feedback kind
+]
+
+
+async def test_feedback_mailed_stored_and_acknowledged(ctx: Ctx) -> None:
+    pid = "p-" + uuid.uuid4().hex[:8]
+    body = {
+        "id": pid, "name": "Green peers", "time_zone": "Europe/Stockholm",
+        "partners": [
+            {"id": "vaxa", "name": "Växa", "country": "SE", "contacts": [
+                {"name": "Axel Ek", "email": "axel@vaxa.se", "language": "sv",
+                 "role": "host_contact"}]},
+            {"id": "lodz", "name": "Łódź", "country": "PL", "contacts": [
+                {"name": "Bea Nowak", "email": "bea@lodz.pl", "language": "pl",
+                 "role": "coordinator"}]},
+            {"id": "chem", "name": "Chemnitz", "country": "DE"},
+        ],
+    }  # fmt: skip
+    assert (await ctx.client.post("/v1/programmes", json=body)).status_code == 201
+    cid = "c-" + uuid.uuid4().hex[:8]
+    start = NOW - timedelta(days=8)
+
+    async def add(type_: EventType, payload: dict[str, object], key: str) -> None:
+        await eventstore.append_event(
+            ctx.pool, stream_id=cid, type=type_, payload={**payload, "phase": "meetings"},
+            idempotency_key=f"{cid}:{key}", occurred_at=NOW,
+        )  # fmt: skip
+
+    plan = {
+        "meeting_id": "visit-1", "kind": "site_visit", "title": "Visit at Växa", "host": "vaxa",
+        "format": "on_site", "starts_at": start.isoformat(),
+        "ends_at": (start + timedelta(hours=8)).isoformat(),
+        "topics": [], "target_groups": [], "participants": [],
+    }  # fmt: skip
+    web = {**plan, "meeting_id": "web", "kind": "webinar", "host": None, "format": "online",
+           "starts_at": (start - timedelta(days=20)).isoformat(),
+           "ends_at": (start - timedelta(days=20, hours=-2)).isoformat()}  # fmt: skip
+    await add(
+        EventType.CYCLE_STARTED,
+        {"programme_id": pid, "workflow_id": workflow_id_for(cid), "title": "2031",
+         "time_zone": "Europe/Stockholm", "partners": ["vaxa", "lodz", "chem"],
+         "ends_at": (NOW + timedelta(days=90)).isoformat(), "policies": {},
+         "meetings": [web, plan], "imported": True},
+        "start",
+    )  # fmt: skip
+    async with ctx.pool.connection() as conn:
+        for i, (org, lang, kind, text) in enumerate(STATEMENTS):
+            await conn.execute(
+                "INSERT INTO statements (id, note_id, position, programme_id, cycle_id,"
+                " meeting_id, organisation_id, text, language, kind, content_hash)"
+                " VALUES (%s, %s, 0, %s, %s, 'visit-1', %s, %s, %s, %s, %s)",
+                (f"{cid}-s{i}", f"{cid}-n{i}", pid, cid, org, text, lang, kind, f"h{i}"),
+            )
+    url = f"/v1/cycles/{cid}/meetings/visit-1/feedback"
+    assert (await ctx.client.get(url)).status_code == 404  # the window is still open
+
+    # the windows close: a webinar has no host and gets no feedback; the visit does
+    await add(EventType.NOTE_WINDOW_CLOSED, {"meeting_id": "web", "note_count": 0}, "w1")
+    await add(
+        EventType.NOTES_OVERDUE,
+        {"meeting_id": "visit-1", "notes_due_at": NOW.isoformat(), "note_count": 2,
+         "expected": 3},
+        "w2",
+    )  # fmt: skip
+    async with ctx.pool.connection() as conn, conn.cursor(row_factory=dict_row) as cur:
+        await cur.execute(
+            "SELECT id, kind, recipient FROM outbox WHERE cycle_id = %s AND kind = 'feedback'",
+            (cid,),
+        )
+        rows = await cur.fetchall()
+    assert [(r["recipient"], r["id"].endswith(":feedback")) for r in rows] == [("host:vaxa", True)]
+
+    port = _free_port()
+    settings = Settings(database_url=ctx.database_url, smtp_host="127.0.0.1", smtp_port=port)
+    with MailCatcher(ctx.database_url, port=port):
+        await MailActivities(ctx.pool, settings).deliver_mail(cid)
+    async with ctx.pool.connection() as conn, conn.cursor(row_factory=dict_row) as cur:
+        await cur.execute("SELECT raw FROM caught_mail ORDER BY id")
+        msgs = [
+            message_from_bytes(bytes(r["raw"]), policy=default_policy) for r in await cur.fetchall()
+        ]
+    fb = [
+        m for m in msgs if m["X-Peerlearn-Kind"] == "feedback" and cid in m["X-Peerlearn-Outbox-Id"]
+    ]
+    assert [m["To"] for m in fb] == ["Axel Ek <axel@vaxa.se>"]
+    part = fb[0].get_body(("plain",))
+    assert part is not None
+    text = part.get_content().replace("\r\n", "\n")
+    assert fb[0]["Subject"] == "Återkoppling från kollegerna om Visit at Växa"
+    assert "Styrkor:\n- Świetna współpraca z uczelniami. (Łódź, pl)\n" in text
+    assert "Observerade utmaningar:\n- Die Finanzierung ist kurzfristig. (Chemnitz, de)" in text
+    assert "Rekommendationer:\n- Warto wprowadzić program mentorski dla MŚP. (Łódź, pl)" in text
+    assert "Vi är bra på allt" not in text and "Wetter" not in text
+
+    # stored as sent: re-mining later does not change what the host got
+    async with ctx.pool.connection() as conn:
+        await conn.execute("UPDATE statements SET text = 'changed' WHERE cycle_id = %s", (cid,))
+    got = (await ctx.client.get(url)).json()
+    assert [i["text"] for i in got["recommendations"]] == [
+        "Warto wprowadzić program mentorski dla MŚP."
+    ]
+    assert len(got["strengths"]) == len(got["challenges"]) == len(got["lessons"]) == 1
+    assert got["acknowledged_at"] is None
+
+    peer = key_headers(ctx.database_url, "partner", [pid], organisation="lodz")
+    assert (await ctx.client.post(f"{url}/acknowledge", json={}, headers=peer)).status_code == 403
+    host = key_headers(ctx.database_url, "partner", [pid], organisation="vaxa")
+    r = await ctx.client.post(f"{url}/acknowledge", json={"note": "Tack!"}, headers=host)
+    assert r.status_code == 200, r.text
+    assert r.json()["acknowledged_at"] and r.json()["acknowledgement_note"] == "Tack!"
+    web_url = f"/v1/cycles/{cid}/meetings/web/feedback/acknowledge"
+    assert (await ctx.client.post(web_url, json={})).status_code == 404
