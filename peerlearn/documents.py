@@ -267,6 +267,8 @@ def extract(
         raise CorruptDocument(
             f"the {fmt} file cannot be read: {exc or type(exc).__name__}"
         ) from exc
+    if fmt in _BINARY_FORMATS:
+        text = _ARTEFACTS.sub("", text)
     text = tidy(text)
     if not text.strip():
         raise EmptyDocument("the document is empty: it contains no text")
@@ -378,6 +380,12 @@ def _compatible(claimed: str, detected: str) -> bool:
 _BULLET_LINE = re.compile(r"^(?P<indent>[ \t]*)(?:[*•‣◦▪●·+–—]|-(?=\s))[ \t]+(?P<body>\S.*)$")
 _NUMBERED_LINE = re.compile(r"^(?P<indent>[ \t]*)\(?(?:\d{1,3}|[a-z])[.)][ \t]+(?P<body>\S.*)$")
 _MANY_BLANKS = re.compile(r"\n{3,}")
+# Control characters a parser of a binary format leaves in its output (pypdf
+# emits NUL and other C0 codes for glyphs of CID fonts it cannot map): parser
+# artefacts, not the author's text, so they are dropped. Text formats keep
+# theirs, and the note-text rule refuses them (api.limits.validate_note_text).
+_BINARY_FORMATS = frozenset({"docx", "odt", "pdf"})
+_ARTEFACTS = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")
 # Layout characters some extractors emit between pages and soft line breaks.
 _LAYOUT = str.maketrans({"\x0c": "\n\n", "\x0b": "\n", "\u2028": "\n", "\u2029": "\n\n"})
 

@@ -15,6 +15,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, LiteralString
 
 import httpx
+import pytest
 import pytest_asyncio
 from auth_helpers import admin_headers, api_client, key_headers
 from psycopg.rows import dict_row
@@ -453,3 +454,21 @@ async def test_the_demo_history_imports_into_the_demo_programme(ctx: Ctx) -> Non
     assert {r["language"] for r in rows} == {"en", "sv", "pl", "de"}
     r = await c.client.post("/v1/imports", content=history, headers=NDJSON)
     assert r.status_code == 200 and r.json()["changed"] is False
+
+
+@pytest.mark.parametrize(
+    ("text", "words"),
+    [("a\x00b note", "NUL character"), ("bell \x07 note", "control character U+0007")],
+)
+async def test_control_characters_go_through_the_note_text_rule(
+    ctx: Ctx, text: str, words: str
+) -> None:
+    """The note-text rule of every note body (api.limits.validate_note_text)
+    applies to imported lines: reported with the line, nothing written."""
+    pid = "ctl-" + uuid.uuid4().hex[:6]
+    row = {**_history(pid)[0], "text": text}
+    r = await ctx.client.post("/v1/imports", content=_jsonl([row]), headers=NDJSON)
+    assert r.status_code == 422, r.text
+    [error] = r.json()["errors"]
+    assert error["line"] == 1 and words in error["reason"]
+    assert await _rows(ctx, "SELECT id FROM programmes WHERE id = %s", pid) == []

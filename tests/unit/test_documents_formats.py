@@ -104,3 +104,11 @@ def test_no_claim_detects_from_bytes() -> None:
     assert extract(None, None, pdf_bytes([["Some text here."]])).format == "pdf"
     assert extract("upload", None, docx_bytes("T", ["p"], [])).format == "docx"
     assert extract(None, "application/octet-stream", b"plain words").format == "text"
+
+
+def test_parser_control_characters_are_dropped_from_binary_formats_only() -> None:
+    """pypdf passes NUL and other C0 codes of unmapped glyphs through: artefacts of
+    a binary format are dropped; a text file keeps its own (the note rule refuses)."""
+    doc = extract("a.pdf", None, pdf_bytes([["Hello\x01 world\x00 here."]]))
+    assert doc.text == "Hello world here."
+    assert extract("a.txt", None, b"bell \x07 here").text == "bell \x07 here"
