@@ -203,6 +203,7 @@ async def test_language_comes_from_the_text_when_not_given(ctx: Ctx) -> None:
         ("latin1.txt", "Växa".encode("latin-1"), 422, "not valid UTF-8"),
         ("broken.pdf", b"%PDF-1.4 nothing else", 422, "cannot be read"),
         ("empty.md", b"   \n\n ", 422, "empty"),
+        ("bell.md", b"# Notes\n\nA bell \x07 here.", 422, "control character U+0007"),
     ],
 )
 async def test_bad_files_are_clear_4xx(
