@@ -258,6 +258,10 @@ def cmd_model_prepare(args: argparse.Namespace) -> int:
     except ModelUnavailable as exc:
         print(f"peerlearn model prepare: error: {exc}", file=sys.stderr)
         return 2
+    from nlp.embed import export_onnx, onnx_available
+
+    if onnx_available():  # the default backend's graph, exported once next to the model
+        export_onnx(path, quantized=False)
     if args.verify:
         report = verify_model(path)
         print(json.dumps(report, ensure_ascii=False, indent=2))
