@@ -179,6 +179,7 @@ class Audience(StrEnum):
 class MailRule:
     audience: Audience
     calendar: bool = False  # attach the meeting's iCalendar message
+    unless_answered: bool = False  # skip when the host's self-assessment is in (or not asked)
 
 
 # Outbox kind -> rule. A kind not listed here is not e-mailed (webhook only).
@@ -193,6 +194,7 @@ RULES: dict[str, MailRule] = {
     "follow_up": MailRule(Audience.FOLLOW_UP),
     "wrapup_published": MailRule(Audience.EVERYONE),
     "feedback": MailRule(Audience.HOST),
+    "self_assessment_reminder": MailRule(Audience.HOST, unless_answered=True),
 }
 
 _NOTE_WRITERS = ("coordinator", "participant")
@@ -442,6 +444,8 @@ def _values(
             or "-",
             meeting_path=f"/v1/cycles/{m.cycle_id}/meetings/{m.meeting_id}",
         )
+    if kind == "self_assessment_reminder" and m is not None:  # answers are due by the visit
+        values["due"] = values["starts"]
     values["questions"] = questions_text(ctx.programme.get("self_assessment_questions") or [])
     values["open_list"] = open_items_text(ctx, row["created_at"], tz)
     if m is not None:
@@ -504,6 +508,11 @@ def plan_row(row: Mapping[str, Any], ctx: CycleContext, settings: Settings) -> l
         targets = list(ordered)
     else:
         targets = [None]
+    if rule.unless_answered and (
+        not ctx.programme.get("self_assessment_questions")
+        or any(m is not None and m.meeting_id in ctx.self_assessments for m in targets)
+    ):
+        return []
     cycle_partners = list(ctx.cycle.get("partners") or [])
     domain = address_domain(settings.smtp_from)
     sender_name, sender_addr = parseaddr(settings.smtp_from)

@@ -395,7 +395,7 @@ async def _prep_pack(conn: Conn, ev: Event) -> list[str]:
         recipient="participants",
         subject=f"Preparation pack: {p.get('title') or p['meeting_id']} on {p['starts_at']}",
         meeting_id=p["meeting_id"],
-    )
+    ) + await _host_row(conn, ev, "self_assessment_reminder", "Self-assessment reminder")
 
 
 @projector(EventType.REMINDER_SENT)
@@ -438,6 +438,12 @@ async def _feedback(conn: Conn, ev: Event) -> list[str]:
     """Issue 13: when a site visit's note window closes (the policy's days after
     the visit), the host gets the peers' feedback (compiled at delivery,
     peerlearn/feedback.py)."""
+    return await _host_row(conn, ev, "feedback", "Feedback from the peers")
+
+
+async def _host_row(conn: Conn, ev: Event, kind: str, subject: str) -> list[str]:
+    """A second outbox row of ``ev`` for a site visit's host (issue 13: feedback;
+    the self-assessment reminder, mailed only if the answers are still missing)."""
     mid = ev.payload["meeting_id"]
     cur = await conn.execute(
         "SELECT kind, host FROM meetings WHERE cycle_id = %s AND id = %s", (ev.stream_id, mid)
@@ -447,8 +453,8 @@ async def _feedback(conn: Conn, ev: Event) -> list[str]:
         return []
     host = _col(row, "host", 1)
     return await _add_outbox(
-        conn, ev, kind="feedback", recipient=f"host:{host}",
-        subject=f"Feedback from the peers on {mid}", meeting_id=mid, suffix="feedback",
+        conn, ev, kind=kind, recipient=f"host:{host}", subject=f"{subject}: {mid}",
+        meeting_id=mid, suffix=kind,
     )  # fmt: skip
 
 

@@ -154,6 +154,7 @@ async def test_six_month_cycle_completes_under_time_skipping(
         "reminder": 6,
         "escalation": 1,
         "feedback": 5,  # each site visit's host, when its note window closes
+        "self_assessment_reminder": 5,  # mailed only if the host has not answered
         "wrapup_published": 1,
         "follow_up": 1,
     }

@@ -226,6 +226,7 @@ async def test_answers_travel_in_the_preparation_pack(ctx: Ctx) -> None:
         )
         await acts.deliver_mail(cid)
         packs = await caught("preparation_pack")
+        assert await caught("self_assessment_reminder") == []  # answered: no reminder
     assert {m["To"].split("<")[1].rstrip(">") for m in packs} == {"axel@vaxa.se", "bea@lodz.pl"}
     bea = next(m for m in packs if "bea@lodz.pl" in m["To"])
     body = bea.get_body(("plain",)).get_content().replace("\r\n", "\n")
@@ -240,3 +241,33 @@ async def test_answers_travel_in_the_preparation_pack(ctx: Ctx) -> None:
         await cur.execute("SELECT count(*) AS n FROM self_assessments")
         row = await cur.fetchone()
     assert row is not None and counts["self_assessments"] == row["n"] >= 1
+
+
+async def test_host_without_answers_is_reminded_with_the_pack(ctx: Ctx) -> None:
+    """When the peers' preparation pack goes out and the host has not answered,
+    the host's contact gets a reminder with the questions (its answers are due
+    by the visit); a host that answered gets none (previous test)."""
+    _, cid = await _setup(ctx)
+    port = _free_port()
+    settings = Settings(database_url=ctx.database_url, smtp_host="127.0.0.1", smtp_port=port)
+    start = T0 + timedelta(days=20)
+    await eventstore.append_event(
+        ctx.pool, stream_id=cid, type=EventType.PREPARATION_PACK_SENT,
+        payload={"meeting_id": "visit-1", "title": "visit-1", "starts_at": start.isoformat(),
+                 "phase": "meetings"},
+        idempotency_key=f"{cid}:pack", occurred_at=datetime.now(UTC),
+    )  # fmt: skip
+    with MailCatcher(ctx.database_url, port=port):
+        res = await MailActivities(ctx.pool, settings).deliver_mail(cid)
+    # 4 invitations (2 meetings x 2 people), the pack to both, the reminder to the host
+    assert res.sent == 4 + 2 + 1
+    async with ctx.pool.connection() as conn, conn.cursor(row_factory=dict_row) as cur:
+        await cur.execute("SELECT raw FROM caught_mail ORDER BY id DESC LIMIT 3")
+        msgs = [
+            message_from_bytes(bytes(r["raw"]), policy=default_policy) for r in await cur.fetchall()
+        ]
+    (rem,) = [m for m in msgs if m["X-Peerlearn-Kind"] == "self_assessment_reminder"]
+    assert rem["To"] == "Axel Ek <axel@vaxa.se>"
+    assert str(rem["Subject"]).startswith("Påminnelse: er självvärdering för visit-1 ska in senast")
+    part = rem.get_body(("plain",))
+    assert part is not None and "- Main focus (energy / food)" in part.get_content()
