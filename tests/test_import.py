@@ -204,6 +204,13 @@ async def test_good_file_then_same_file_again_then_grown_file(ctx: Ctx) -> None:
     assert await _event_count(c) == before
     r = await c.client.get(f"/v1/imports/{out['import_id']}", headers=manager)
     assert r.status_code == 200 and r.json()["mining_run_id"] == out["mining_runs"][0]
+    r = await c.client.get("/v1/imports", headers=manager)
+    assert out["import_id"] in [i["id"] for i in r.json()["items"]]
+    stranger = key_headers(c.database_url, "manager", ["elsewhere"])
+    r = await c.client.get("/v1/imports", headers=stranger)
+    assert r.status_code == 200 and out["import_id"] not in [i["id"] for i in r.json()["items"]]
+    r = await c.client.get(f"/v1/imports/{out['import_id']}", headers=stranger)
+    assert r.status_code == 404
 
     # a grown file (multipart upload): only the new meeting, partner and note
     grown = [

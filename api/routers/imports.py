@@ -239,15 +239,35 @@ async def create_import(
     return out
 
 
+_WITH_RUN = (
+    "SELECT i.*, r.status AS mining_status, r.stage AS mining_stage,"
+    " r.done AS mining_done, r.total AS mining_total FROM imports i"
+    " LEFT JOIN mining_runs r ON r.id = i.mining_run_id"
+)
+
+
+@router.get("", summary="Recent imports this key may see, newest first")
+async def list_imports(
+    pool: Pool,
+    principal: CurrentPrincipal,
+    limit: Annotated[int, Query(ge=1, le=200)] = 20,
+) -> dict[str, Any]:
+    visible = principal.programme_filter()
+    async with pool.connection() as conn, conn.cursor(row_factory=dict_row) as cur:
+        await cur.execute(
+            _WITH_RUN + " WHERE %(v)s::text[] IS NULL"
+            " OR NOT EXISTS (SELECT 1 FROM jsonb_array_elements_text(i.programme_ids) p"
+            "  WHERE NOT (p = ANY(%(v)s)))"
+            " ORDER BY i.created_at DESC, i.id LIMIT %(limit)s",
+            {"v": visible, "limit": limit},
+        )
+        return {"items": await cur.fetchall()}
+
+
 @router.get("/{import_id}", summary="An import and the progress of its mining run")
 async def get_import(import_id: str, pool: Pool, principal: CurrentPrincipal) -> dict[str, Any]:
     async with pool.connection() as conn, conn.cursor(row_factory=dict_row) as cur:
-        await cur.execute(
-            "SELECT i.*, r.status AS mining_status, r.stage AS mining_stage,"
-            " r.done AS mining_done, r.total AS mining_total FROM imports i"
-            " LEFT JOIN mining_runs r ON r.id = i.mining_run_id WHERE i.id = %s",
-            (import_id,),
-        )
+        await cur.execute(_WITH_RUN + " WHERE i.id = %s", (import_id,))
         row = await cur.fetchone()
     if row is None or not all(principal.can_see(p) for p in row["programme_ids"]):
         raise Problem(404, f"import {import_id!r} not found")
