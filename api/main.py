@@ -58,7 +58,7 @@ ROUTERS += [programmes.router, cycles.router, meetings.router, notes.router]
 ROUTERS += [documents.router, imports.router]  # note originals, imports (issue 12)
 # issue 13: calendar feed, caught mail, the review artefacts
 ROUTERS += [calendar.router, mail.router, self_assessment.router, action_items.router]
-ROUTERS += [feedback.router]
+ROUTERS += [feedback.router, action_items.programme_router]
 
 
 async def load_model(settings: Settings) -> None:

@@ -96,3 +96,35 @@ def check_transition(current: str, new: str) -> None:
         raise Invalid(f"status must be one of {', '.join(STATUSES)}")
     if current in CLOSED and new not in ("open", current):
         raise Invalid(f"a {current} item can only be reopened (status 'open')")
+
+
+async def programme_path(conn: AsyncConnection[Any], programme_id: str) -> list[dict[str, Any]]:
+    """Per host of the programme's site visits: recommendation -> action -> done.
+
+    ``recommendations``: the peers' recommendations on visits it hosted;
+    ``answered``: those an action item answers; ``items`` by status; ``done``.
+    """
+    async with conn.cursor(row_factory=dict_row) as cur:
+        await cur.execute(
+            "WITH recs AS ("
+            "  SELECT m.host, s.id, s.cycle_id FROM statements s"
+            "  JOIN meetings m ON m.cycle_id = s.cycle_id AND m.id = s.meeting_id"
+            "  JOIN cycles c ON c.id = s.cycle_id"
+            "  WHERE c.programme_id = %(p)s AND s.kind = 'recommendation' AND m.host IS NOT NULL"
+            "  AND s.organisation_id IS DISTINCT FROM m.host),"
+            " items AS ("
+            "  SELECT a.* FROM action_items a JOIN cycles c ON c.id = a.cycle_id"
+            "  WHERE c.programme_id = %(p)s),"
+            " hosts AS (SELECT host FROM recs UNION SELECT owner FROM items)"
+            " SELECT h.host,"
+            "  (SELECT count(*) FROM recs r WHERE r.host = h.host) AS recommendations,"
+            "  (SELECT count(*) FROM recs r WHERE r.host = h.host AND EXISTS (SELECT 1 FROM items i"
+            "    WHERE i.cycle_id = r.cycle_id AND i.recommendation->>'statement_id' = r.id))"
+            "    AS answered,"
+            "  (SELECT coalesce(jsonb_object_agg(status, n), '{}'::jsonb) FROM (SELECT status,"
+            "    count(*) AS n FROM items i WHERE i.owner = h.host GROUP BY status) x) AS items,"
+            "  (SELECT count(*) FROM items i WHERE i.owner = h.host AND i.status = 'done') AS done"
+            " FROM hosts h ORDER BY h.host",
+            {"p": programme_id},
+        )
+        return list(await cur.fetchall())

@@ -175,6 +175,14 @@ async def test_recommendation_to_action_to_done(ctx: Ctx) -> None:
         assert (await projections.snapshot(conn))["action_items"] == live
     assert counts["action_items"] == len(live)
 
+    # the programme's path recommendation -> action -> done, per host and in total
+    path = (await ctx.client.get(f"/v1/programmes/{pid}/action-plan")).json()
+    assert path["hosts"] == [
+        {"host": "vaxa", "recommendations": 2, "answered": 1, "items": {"done": 1}, "done": 1}
+    ]
+    assert path["total"]["recommendations"] == 2 and path["total"]["done"] == 1
+    assert (await ctx.client.get("/v1/programmes/nope/action-plan")).status_code == 404
+
 
 def _free_port() -> int:
     with socket.socket() as s:

@@ -220,3 +220,48 @@ async def update_action_item(
     )
     async with pool.connection() as conn:
         return _out(await action_plan.item(conn, cycle_id, item_id))
+
+
+programme_router = APIRouter(
+    prefix="/v1/programmes/{programme_id}/action-plan", tags=["action plans"]
+)
+
+
+class HostPath(BaseModel):
+    host: str = Field(description="The partner (host of visits, owner of items).")
+    recommendations: int = Field(description="Peers' recommendations on visits it hosted.")
+    answered: int = Field(description="Of those, answered by an action item.")
+    items: dict[str, int] = Field(description="Its action items by status.")
+    done: int
+
+
+class ProgrammePath(BaseModel):
+    programme_id: str
+    hosts: list[HostPath]
+    total: HostPath
+
+
+@programme_router.get("", response_model=ProgrammePath, responses={404: {}})
+async def programme_action_plan(
+    programme_id: str, pool: Pool, principal: CurrentPrincipal
+) -> dict[str, Any]:
+    """Recommendation -> action -> done, per host and for the whole programme."""
+    principal.check_programme(programme_id)
+    async with pool.connection() as conn:
+        cur = await conn.execute("SELECT 1 FROM programmes WHERE id = %s", (programme_id,))
+        if await cur.fetchone() is None:
+            raise Problem(404, f"programme {programme_id!r} not found")
+        hosts = await action_plan.programme_path(conn, programme_id)
+    total: dict[str, Any] = {
+        "host": "*",
+        "recommendations": 0,
+        "answered": 0,
+        "items": {},
+        "done": 0,
+    }
+    for h in hosts:
+        for k in ("recommendations", "answered", "done"):
+            total[k] += h[k]
+        for status_, n in h["items"].items():
+            total["items"][status_] = total["items"].get(status_, 0) + n
+    return {"programme_id": programme_id, "hosts": hosts, "total": total}
