@@ -1,29 +1,46 @@
 """Statement kinds: lesson, recommendation, best practice, challenge, success, other.
 
-Two signals, combined per kind:
+A classifier learnt on the statement embeddings decides. The miner embeds
+every statement with multilingual-e5 anyway, and what makes a statement a
+lesson, a piece of advice, a working practice, a problem, an achievement or a
+plain fact is largely a direction in that space shared across languages. So a
+multinomial logistic regression trained on our own labelled statements
+(``nlp/kinds_data/train.jsonl``: 17 languages, natural meeting-note phrasing,
+hard negatives such as facts with numbers, problems phrased as "we must",
+successes without the word) carries to languages it never saw. The cue
+lexicons (regular expressions for six languages) used to decide and failed
+outside those languages; they remain only as five small input features and
+as the fallback when no embedding exists at all.
 
-* cue lexicons per language (regular expressions over the lower-cased
-  statement; en, sv, pl, de, et, fr). Cues are strong but sparse, and
-  partners phrase things in many ways;
-* similarity of the statement embedding to prototype statements of each kind
-  (a few per kind in several languages, embedded once with the same encoder),
-  which generalises across languages and catches statements without a cue.
+Probabilities are calibrated by one temperature fitted on out-of-fold
+predictions in which each fold leaves one whole language out, so a confidence
+reads as "how often this is right on a language the model never saw". When
+the top probability is below a threshold tuned on the same predictions the
+answer is ``other``: an unsure kind must not list a fact among the practices.
 
-A matching cue decides (prototypes only break ties between cue families, by
-a fixed priority first); without any cue, the nearest prototype kind wins
-when it beats the ``other`` prototypes by ``other_bonus``. Precision/recall on a
-labelled set of our own
-(tests/fixtures/nlp/kinds.jsonl) is printed by bench/kinds_quality.py.
+The weights ship as package data (``nlp/kinds_data/weights.json``), so
+nothing trains at run time and prediction is numpy only;
+``bench/train_kinds.py`` re-creates them deterministically and
+``bench/kinds_quality.py`` prints the leave-one-language-out table.
 """
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
 
 import numpy as np
 
+from nlp.types import KINDS
+
+#: The kinds a cue lexicon exists for (``other`` has none: it is the absence of a cue).
 KIND_NAMES = ("lesson", "recommendation", "best_practice", "challenge", "success")
+#: The shipped weights (package data), written by bench/train_kinds.py.
+WEIGHTS_PATH = Path(__file__).resolve().parent / "kinds_data" / "weights.json"
 
 # Each pattern is searched in the lower-cased text. Word stems end without \b on
 # purpose (Polish, Estonian and German inflect).
@@ -455,52 +472,6 @@ PRIORITY = {
     "challenge": 0.1,
 }
 
-# Prototype statements (our own texts) per kind, several languages.
-PROTOTYPES: dict[str, list[str]] = {
-    "lesson": [
-        "We learned that involving the local partners early saves time later.",
-        "The main lesson is that informal contacts matter as much as the formal agenda.",
-        "Vi lärde oss att det krävs tydliga roller från början.",
-        "Nauczyliśmy się, że komunikacja między partnerami wymaga stałego rytmu.",
-        "Wir haben gelernt, dass kleine Gruppen offener diskutieren.",
-    ],
-    "recommendation": [
-        "We recommend agreeing on the reporting template before the first visit.",
-        "Next time, the agenda should be shared two weeks in advance.",
-        "Nästa gång bör vi boka lokalen i god tid.",
-        "Zalecamy, aby każdy partner wyznaczył osobę kontaktową.",
-        "Wir empfehlen, die Übersetzung frühzeitig zu planen.",
-    ],
-    "best_practice": [
-        "Pairing a new partner with an experienced one worked very well and is worth repeating.",
-        "A good practice is to end each workshop with a short written summary.",
-        "Det fungerade mycket bra att börja dagen med studiebesök.",
-        "Dobrą praktyką okazały się krótkie spotkania online co dwa tygodnie.",
-        "Bewährt hat sich ein gemeinsamer Kalender für alle Partner.",
-    ],
-    "challenge": [
-        "The biggest difficulty was finding a date that suited all partners.",
-        "Unfortunately the translation of materials caused long delays.",
-        "Det var svårt att få deltagare från landsbygden.",
-        "Problemem był brak wspólnego języka roboczego.",
-        "Leider fehlte es an Zeit für den Austausch.",
-    ],
-    "success": [
-        "We managed to train forty teachers, more than planned.",
-        "The final conference was a great success with over a hundred participants.",
-        "Vi lyckades öka antalet deltagare med en tredjedel.",
-        "Udało się nam uruchomić wspólną platformę przed terminem.",
-        "Die Ausstellung war ein großer Erfolg.",
-    ],
-    "other": [
-        "The meeting took place in the town hall on Tuesday.",
-        "Six partners attended, two joined online.",
-        "Mötet hölls i Uppsala.",
-        "Spotkanie prowadziła koordynatorka projektu.",
-        "Das nächste Treffen ist im Mai.",
-    ],
-}
-
 _compiled: dict[tuple[str, str], re.Pattern[str] | None] = {}
 
 
@@ -529,63 +500,273 @@ def cue_scores(text: str, lang: str) -> dict[str, float]:
     return out
 
 
+def cue_kind(text: str, lang: str) -> tuple[str, float]:
+    """The lexicon-only answer, for callers without any embedding (no encoder, no vectors).
+
+    The highest-priority matching cue family wins; no cue means ``other``. The
+    confidence is a fixed, uncalibrated 0.5: this path is a fallback, not a
+    measured classifier.
+    """
+    cues = cue_scores(text, lang)
+    if not cues:
+        return "other", 0.5
+    return max(cues, key=lambda k: (cues[k], -KIND_NAMES.index(k))), 0.5
+
+
+def lexicon_features(texts: Sequence[str], langs: Sequence[str]) -> np.ndarray:
+    """(n, 5): 1.0 where a cue of that kind matches. Inputs to the model, never the decision."""
+    out = np.zeros((len(texts), len(KIND_NAMES)), dtype=np.float64)
+    for i, (text, lang) in enumerate(zip(texts, langs, strict=True)):
+        for kind in cue_scores(text, lang):
+            out[i, KIND_NAMES.index(kind)] = 1.0
+    return out
+
+
+def _softmax(z: np.ndarray) -> np.ndarray:
+    z = z - z.max(axis=1, keepdims=True)
+    e = np.exp(z)
+    return np.asarray(e / e.sum(axis=1, keepdims=True), dtype=np.float64)
+
+
+@dataclass
+class KindModel:
+    """A fitted kind classifier: plain arrays, a JSON round-trip, numpy-only prediction.
+
+    ``features = [(embedding - mean) / scale, lexicon_weight * cue matches]``,
+    ``probabilities = softmax((features @ coef.T + intercept) / temperature)``;
+    a top probability below ``threshold`` answers ``other``.
+    """
+
+    classes: tuple[str, ...]
+    mean: np.ndarray  # (d,)
+    scale: np.ndarray  # (d,)
+    coef: np.ndarray  # (k, d) or (k, d + 5) with lexicon features
+    intercept: np.ndarray  # (k,)
+    temperature: float = 1.0
+    threshold: float = 0.0
+    lexicon_weight: float = 0.0
+    meta: dict[str, Any] = field(default_factory=dict)
+
+    def features(self, X: np.ndarray, texts: Sequence[str], langs: Sequence[str]) -> np.ndarray:
+        Z = (np.asarray(X, dtype=np.float64) - self.mean) / self.scale
+        if self.lexicon_weight:
+            Z = np.hstack([Z, self.lexicon_weight * lexicon_features(texts, langs)])
+        return Z
+
+    def logits(self, X: np.ndarray, texts: Sequence[str], langs: Sequence[str]) -> np.ndarray:
+        return np.asarray(self.features(X, texts, langs) @ self.coef.T + self.intercept)
+
+    def proba(self, X: np.ndarray, texts: Sequence[str], langs: Sequence[str]) -> np.ndarray:
+        """Calibrated probabilities, columns in ``classes`` order."""
+        return _softmax(self.logits(X, texts, langs) / self.temperature)
+
+    def decide(self, P: np.ndarray) -> list[tuple[str, float]]:
+        """(kind, confidence) per row; ``other`` when the top probability is below threshold.
+
+        The confidence is the calibrated probability of the kind returned, so
+        an ``other`` forced by the threshold carries its (low) own probability.
+        """
+        other = self.classes.index("other")
+        out: list[tuple[str, float]] = []
+        for row in np.asarray(P):
+            best = int(row.argmax())
+            if row[best] < self.threshold:
+                best = other
+            # never exactly 0: the miner reads ("other", 0.0) as "not classified yet"
+            out.append((self.classes[best], round(max(float(row[best]), 0.001), 3)))
+        return out
+
+    def predict(
+        self, X: np.ndarray, texts: Sequence[str], langs: Sequence[str]
+    ) -> list[tuple[str, float]]:
+        if not len(texts):
+            return []
+        return self.decide(self.proba(X, texts, langs))
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "version": 1,
+            "classes": list(self.classes),
+            "mean": np.round(self.mean, 6).tolist(),
+            "scale": np.round(self.scale, 6).tolist(),
+            "coef": np.round(self.coef, 6).tolist(),
+            "intercept": np.round(self.intercept, 6).tolist(),
+            "temperature": round(float(self.temperature), 6),
+            "threshold": round(float(self.threshold), 6),
+            "lexicon_weight": float(self.lexicon_weight),
+            "meta": self.meta,
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> KindModel:
+        classes = tuple(str(c) for c in data["classes"])
+        if sorted(classes) != sorted(KINDS):
+            raise ValueError(f"kind model classes {classes} differ from nlp.types.KINDS")
+        return cls(
+            classes=classes,
+            mean=np.asarray(data["mean"], dtype=np.float64),
+            scale=np.asarray(data["scale"], dtype=np.float64),
+            coef=np.asarray(data["coef"], dtype=np.float64),
+            intercept=np.asarray(data["intercept"], dtype=np.float64),
+            temperature=float(data["temperature"]),
+            threshold=float(data["threshold"]),
+            lexicon_weight=float(data.get("lexicon_weight", 0.0)),
+            meta=dict(data.get("meta", {})),
+        )
+
+    @classmethod
+    def load(cls, path: Path | None = None) -> KindModel:
+        with open(path or WEIGHTS_PATH, encoding="utf-8") as f:
+            return cls.from_dict(json.load(f))
+
+    def save(self, path: Path) -> None:
+        text = json.dumps(self.to_dict(), separators=(",", ":"), sort_keys=True)
+        Path(path).write_text(text + "\n", encoding="utf-8")
+
+
+def _fit_logreg(Z: np.ndarray, y: np.ndarray, C: float) -> tuple[np.ndarray, np.ndarray]:
+    from sklearn.linear_model import LogisticRegression  # training only
+
+    clf = LogisticRegression(C=C, max_iter=5000)
+    clf.fit(Z, y)
+    return np.asarray(clf.coef_, dtype=np.float64), np.asarray(clf.intercept_, dtype=np.float64)
+
+
+def fit_temperature(logits: np.ndarray, y: np.ndarray) -> float:
+    """The temperature minimising the negative log-likelihood (golden section on log T)."""
+
+    def nll(log_t: float) -> float:
+        P = _softmax(logits / np.exp(log_t))
+        return float(-np.log(P[np.arange(len(y)), y] + 1e-12).mean())
+
+    lo, hi = float(np.log(0.05)), float(np.log(20.0))
+    g = (np.sqrt(5.0) - 1.0) / 2.0
+    for _ in range(80):
+        a, b = hi - g * (hi - lo), lo + g * (hi - lo)
+        if nll(a) < nll(b):
+            hi = b
+        else:
+            lo = a
+    return float(np.exp((lo + hi) / 2.0))
+
+
+def tune_threshold(P: np.ndarray, y: np.ndarray, other: int, abstain_credit: float = 0.5) -> float:
+    """The top-probability cut below which ``other`` is answered.
+
+    Maximises a utility in which a right kind scores 1, a wrong kind 0, and
+    answering ``other`` for a statement of another kind (abstaining) scores
+    ``abstain_credit``: a missing kind costs the reader less than a wrong one
+    (a fact listed as a practice, a problem as a success). Plain accuracy
+    would never abstain on a balanced set. Ties go to the lowest cut.
+    """
+    best_t, best_u = 0.0, -1.0
+    top = P.argmax(1)
+    for t in np.round(np.arange(0.0, 0.71, 0.01), 2):
+        pred = np.where(P.max(1) >= t, top, other)
+        abstained = (pred == other) & (y != other) & (top != other)
+        u = float((pred == y).sum() + abstain_credit * abstained.sum()) / len(y)
+        if u > best_u + 1e-9:
+            best_t, best_u = float(t), u
+    return best_t
+
+
+def lolo_logits(
+    Z: np.ndarray, y: np.ndarray, langs: Sequence[str], C: float, folds: int | None = None
+) -> np.ndarray:
+    """Out-of-fold logits where every fold holds out whole languages.
+
+    ``folds=None``: one fold per language; otherwise the sorted languages are
+    dealt round-robin into ``folds`` groups (fewer fits, same property: no
+    language is in its own fold's training data).
+    """
+    names = sorted(set(langs))
+    n = len(names) if folds is None else max(2, min(folds, len(names)))
+    group = {lang: i % n for i, lang in enumerate(names)}
+    g = np.asarray([group[lang] for lang in langs])
+    out = np.zeros((len(y), len(KINDS)))
+    for k in range(n):
+        te = g == k
+        coef, icpt = _fit_logreg(Z[~te], y[~te], C)
+        out[te] = Z[te] @ coef.T + icpt
+    return out
+
+
+def fit_kind_model(
+    X: np.ndarray,
+    texts: Sequence[str],
+    langs: Sequence[str],
+    kinds: Sequence[str],
+    *,
+    C: float = 1.0,
+    lexicon_weight: float = 0.0,
+    calibrate: bool = True,
+    folds: int | None = None,
+    meta: dict[str, Any] | None = None,
+) -> KindModel:
+    """Fit the classifier; temperature and threshold from leave-languages-out predictions.
+
+    Deterministic (lbfgs on fixed data, no sampling). scikit-learn is needed
+    here only; prediction is numpy.
+    """
+    X = np.asarray(X, dtype=np.float64)
+    classes = tuple(KINDS)
+    y = np.asarray([classes.index(k) for k in kinds])
+    mean = X.mean(0)
+    scale = X.std(0) + 1e-6
+    empty = np.zeros(0)
+    Z = KindModel(classes, mean, scale, empty, empty, lexicon_weight=lexicon_weight).features(
+        X, texts, langs
+    )
+    temperature, threshold = 1.0, 0.0
+    if calibrate and len(set(langs)) > 1:
+        oof = lolo_logits(Z, y, langs, C, folds)
+        temperature = fit_temperature(oof, y)
+        threshold = tune_threshold(_softmax(oof / temperature), y, classes.index("other"))
+    coef, icpt = _fit_logreg(Z, y, C)
+    return KindModel(
+        classes, mean, scale, coef, icpt, temperature, threshold, lexicon_weight, dict(meta or {})
+    )
+
+
 class KindClassifier:
-    """Cue lexicons plus prototype similarity; see the module docstring."""
+    """The miner's kind stage: the shipped model on embeddings, cue lexicons without them.
+
+    ``encode`` (texts -> unit embeddings: the miner's own encoder) is only used
+    when ``classify`` gets no embeddings. The weights load on first use.
+    """
 
     def __init__(
         self,
         encode: Callable[[Sequence[str]], np.ndarray] | None = None,
-        proto_weight: float = 4.0,
-        other_bonus: float = 0.03,
+        model: KindModel | None = None,
+        weights: Path | None = None,
     ) -> None:
         self.encode = encode
-        self.proto_weight = proto_weight
-        self.other_bonus = other_bonus
-        self._protos: np.ndarray | None = None
-        self._proto_kinds: list[str] = []
+        self._model = model
+        self._weights = weights
 
-    def _prototypes(self) -> np.ndarray | None:
-        if self.encode is None:
-            return None
-        if self._protos is None:
-            kinds: list[str] = []
-            texts: list[str] = []
-            for k, items in PROTOTYPES.items():
-                kinds.extend([k] * len(items))
-                texts.extend(items)
-            self._protos = np.asarray(self.encode(texts), dtype=np.float32)
-            self._proto_kinds = kinds
-        return self._protos
+    @property
+    def model(self) -> KindModel:
+        if self._model is None:
+            self._model = KindModel.load(self._weights)
+        return self._model
+
+    def warm(self) -> None:
+        """Load the weights now rather than on the first statement."""
+        _ = self.model
+
+    def _prototypes(self) -> None:
+        """Former name of ``warm`` (the prototype classifier it replaced)."""
+        self.warm()
 
     def classify(
         self, texts: Sequence[str], langs: Sequence[str], embeddings: np.ndarray | None = None
     ) -> list[tuple[str, float]]:
-        protos = self._prototypes() if embeddings is not None else None
-        sims: np.ndarray | None = None
-        names = [*KIND_NAMES, "other"]
-        if protos is not None and embeddings is not None and len(texts):
-            raw = np.asarray(embeddings, dtype=np.float32) @ protos.T  # (n, p)
-            kinds = np.asarray(self._proto_kinds)
-            per_kind = np.stack([raw[:, kinds == k].max(1) for k in names], axis=1)
-            sims = per_kind - per_kind.mean(1, keepdims=True)
-        out: list[tuple[str, float]] = []
-        for i, (t, lg) in enumerate(zip(texts, langs, strict=True)):
-            cues = cue_scores(t, lg)
-            scores = dict.fromkeys(names, 0.0)
-            if cues:
-                # a cue decides; prototypes only break ties between cue families
-                for k, v in cues.items():
-                    scores[k] = v + (
-                        0.5 * float(sims[i, names.index(k)]) if sims is not None else 0.0
-                    )
-                best = max(cues, key=lambda k: scores[k])
-                conf = min(1.0, 0.7 + 0.1 * scores[best])
-            elif sims is not None:
-                row = {k: float(sims[i, j]) for j, k in enumerate(names)}
-                row["other"] += self.other_bonus
-                best = max(names, key=lambda k: row[k])
-                conf = min(0.69, 0.4 + self.proto_weight * max(0.0, row[best]))
-            else:
-                best, conf = "other", 0.5
-            out.append((best, float(round(conf, 3))))
-        return out
+        """(kind, calibrated confidence) per text, in order."""
+        if not len(texts):
+            return []
+        if embeddings is None and self.encode is not None:
+            embeddings = np.asarray(self.encode(list(texts)), dtype=np.float32)
+        if embeddings is None:
+            return [cue_kind(t, lg) for t, lg in zip(texts, langs, strict=True)]
+        return self.model.predict(np.asarray(embeddings), texts, langs)
