@@ -411,7 +411,13 @@ def programme_labels(
         texts = miner.labeller.describe(statements, clusters)
         out += [
             store.ProgrammeLabel(
-                t, programme, tt.label, tt.label_language, list(tt.keyphrases), len(members)
+                t,
+                programme,
+                tt.label,
+                tt.label_language,
+                list(tt.keyphrases),
+                len(members),
+                dict(tt.titles),
             )
             for t, members, tt in zip(tids, clusters, texts, strict=True)
         ]

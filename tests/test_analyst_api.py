@@ -187,6 +187,74 @@ async def test_grant_filters_everything(client: httpx.AsyncClient, database_url:
     assert "greentech" not in rep.text and rep.json()["detail"] == "cycle 'gt-1' not found"
 
 
+async def test_titles_served(client: httpx.AsyncClient, database_url: str) -> None:
+    """Each theme has a readable title (words, not a lemma triple) and titles per
+    language; a restricted key reads its programme's titles only."""
+    items = (await client.get("/v1/themes")).json()["items"]
+    assert items and all(t["title"] and " " in t["title"] for t in items)
+    t = next(t for t in items if {"en", "sv", "pl"} <= set(t["languages"]))
+    assert {"en", "sv", "pl"} <= set(t["titles"]), t
+    d = (await client.get(f"/v1/themes/{t['id']}")).json()
+    assert d["title"] == t["title"] and d["titles"] == t["titles"]
+    analyst = key_headers(database_url, "analyst", programmes=["cities"])
+    mine = (await client.get("/v1/themes", headers=analyst)).json()["items"]
+    assert mine and all(x["title"] for x in mine)
+
+
+async def test_one_idea_one_practice(client: httpx.AsyncClient) -> None:
+    """The same lesson written in English, Swedish and Polish is listed once, with
+    a wording per language and support over distinct organisations and cycles."""
+    items = (await client.get("/v1/practices", params={"limit": 200})).json()["items"]
+    assert items
+    seen: set[str] = set()
+    for p in items:
+        ids = set(p["statement_ids"])
+        assert not ids & seen, "a statement belongs to one idea only"
+        seen |= ids
+        assert p["id"].startswith("P") and p["title"] == p["wordings"][p["title_language"]]["text"]
+        orgs = {s["organisation_id"] for s in p["sources"]}
+        assert p["support_organisations"] >= len(orgs - {None})
+        assert len({s["note_id"] for s in p["sources"]}) == len(p["sources"])
+    multi = [p for p in items if {"en", "sv", "pl"} <= set(p["wordings"])]
+    assert multi, [(p["title"], list(p["wordings"])) for p in items]
+    assert max(p["support_organisations"] for p in multi) >= 3
+    for p in multi:
+        for lang, w in p["wordings"].items():
+            if lang != "en" and "gloss" in w:
+                assert w["gloss"]["label"] == "similar English statement (not a translation)"
+                assert w["gloss"]["english_text"] and 0 < w["gloss"]["similarity"] <= 1
+    assert any("gloss" in w for p in multi for lg, w in p["wordings"].items() if lg != "en")
+    tid = multi[0]["theme_id"]
+    per_theme = (await client.get("/v1/practices", params={"theme": tid})).json()["items"]
+    assert multi[0]["id"] in {p["id"] for p in per_theme}
+    detail = (await client.get(f"/v1/themes/{tid}")).json()
+    assert [p["id"] for p in detail["practices"]] == [p["id"] for p in per_theme]
+
+
+async def test_glosses_beside_non_english(client: httpx.AsyncClient, database_url: str) -> None:
+    items = (await client.get("/v1/themes")).json()["items"]
+    tid = next(t["id"] for t in items if {"en", "sv", "pl"} <= set(t["languages"]))
+    d = (await client.get(f"/v1/themes/{tid}")).json()
+    reps = [r for lang, rs in d["representatives"].items() if lang != "en" for r in rs]
+    glossed = [r for r in reps if "gloss" in r]
+    assert glossed, reps
+    assert all(r["gloss"]["label"].startswith("similar English statement") for r in glossed)
+    assert all("gloss" not in r for r in d["representatives"]["en"])
+    hits = (await client.get("/v1/search", params={"q": "kryzys członkowie"})).json()["items"]
+    assert any("gloss" in h for h in hits if h["language"] != "en")
+    assert all("gloss" not in h for h in hits if h["language"] == "en")
+    # a key of one programme never reads another programme's English as a gloss
+    analyst = key_headers(database_url, "analyst", programmes=["cities"])
+    ps = (await client.get("/v1/practices", headers=analyst)).json()["items"]
+    assert ps and all(s["programme_id"] == "cities" for p in ps for s in p["sources"])
+    glosses = [w["gloss"] for p in ps for w in p["wordings"].values() if "gloss" in w]
+    hits = (await client.get("/v1/search", params={"q": "kryzys"}, headers=analyst)).json()
+    glosses += [h["gloss"] for h in hits["items"] if "gloss" in h]
+    cities = (await client.get("/v1/search", params={"q": "solar", "limit": 100}, headers=analyst))
+    visible = {h["statement_id"] for h in cities.json()["items"]}
+    assert all(g["english_statement_id"] in visible for g in glosses)
+
+
 async def test_mining_run_api(client: httpx.AsyncClient) -> None:
     r = await client.post("/v1/mining-runs", json={"scope": "greentech"})
     assert r.status_code == 202, r.text

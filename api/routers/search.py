@@ -28,6 +28,7 @@ from nlp.types import ThemeModel
 from peerlearn.mining import store
 from peerlearn.mining.miner import query_embedder
 from peerlearn.readside.filters import label_scope, statement_where
+from peerlearn.readside.glosses import glosses_for
 from peerlearn.readside.search import candidates, statement_rows
 
 router = APIRouter(prefix="/v1/search", tags=["analyst"])
@@ -57,6 +58,9 @@ async def search(
             order = np.argsort(-score, kind="stable")[:limit]
             top = [(cand.ids[i], float(raw[i]), float(score[i])) for i in order.tolist()]
         rows = await statement_rows(conn, [t[0] for t in top], label_scope(principal, filters))
+        glosses = await glosses_for(
+            conn, principal, (sid for sid, r in rows.items() if r["language"] != "en")
+        )
     items = []
     for sid, raw_sim, sc in top:
         r = rows.get(sid)
@@ -66,6 +70,8 @@ async def search(
         r["similarity"] = round(raw_sim, 4)
         r["score"] = round(sc, 4)
         r["theme"] = {"id": tid, "label": label} if tid else None
+        if sid in glosses:
+            r["gloss"] = glosses[sid]
         items.append(r)
     body = {"query": q, "language": qlang, "items": items, "exact": cand.exact}
     return json_response(body)

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from typing import Any, LiteralString
 
@@ -24,7 +24,8 @@ from psycopg.rows import dict_row
 from psycopg.types.json import Jsonb
 from psycopg_pool import AsyncConnectionPool
 
-from nlp.practices import rank_practices
+from nlp.glosses import GLOSS_SIMILARITY
+from nlp.practices import group_practices, practice_vectors, rank_practices
 from nlp.types import PRACTICE_KINDS, NoteIn, Statement, ThemeChange, ThemeModel, ThemeSummary
 from peerlearn import eventstore
 from peerlearn.events import EventType
@@ -426,6 +427,8 @@ def _theme_row(scope: str, t: ThemeSummary, run_id: str) -> tuple[object, ...]:
         theme_key(scope, t.id),
         scope,
         t.label,
+        t.title or t.label,
+        Jsonb(t.titles),
         Jsonb(t.keyphrases),
         t.size,
         Jsonb(t.languages),
@@ -448,11 +451,12 @@ async def save_themes(
     if rows:
         async with conn.cursor() as cur:
             await cur.executemany(
-                "INSERT INTO themes (id, scope, label, keyphrases, size, languages,"
+                "INSERT INTO themes (id, scope, label, title, titles, keyphrases, size, languages,"
                 " representatives, recurrence, cycles, organisations, programmes, first_seen,"
-                " last_seen, run_id) VALUES (%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s)"
+                " last_seen, run_id) VALUES (%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s)"
                 " ON CONFLICT (id) DO UPDATE SET scope = EXCLUDED.scope,"
-                " label = EXCLUDED.label, keyphrases = EXCLUDED.keyphrases,"
+                " label = EXCLUDED.label, title = EXCLUDED.title, titles = EXCLUDED.titles,"
+                " keyphrases = EXCLUDED.keyphrases,"
                 " size = EXCLUDED.size, languages = EXCLUDED.languages,"
                 " representatives = EXCLUDED.representatives,"
                 " recurrence = EXCLUDED.recurrence, cycles = EXCLUDED.cycles,"
@@ -479,6 +483,7 @@ class ProgrammeLabel:
     label_language: str
     keyphrases: list[str]
     size: int
+    titles: dict[str, str] = field(default_factory=dict)  # language -> title (migration 0014)
 
 
 async def programme_statements(conn: Conn, programme: str) -> list[tuple[Statement, str]]:
@@ -530,6 +535,7 @@ async def save_programme_labels(
                 lb.label_language,
                 Jsonb(lb.keyphrases),
                 lb.size,
+                Jsonb(lb.titles),
             )
             for lb in labels
         ),
@@ -539,10 +545,10 @@ async def save_programme_labels(
         async with conn.cursor() as cur:
             await cur.executemany(
                 "INSERT INTO theme_labels (theme_id, programme_id, label, label_language,"
-                " keyphrases, size) VALUES (%s,%s,%s,%s,%s,%s) ON CONFLICT (theme_id,"
+                " keyphrases, size, titles) VALUES (%s,%s,%s,%s,%s,%s,%s) ON CONFLICT (theme_id,"
                 " programme_id) DO UPDATE SET label = EXCLUDED.label,"
                 " label_language = EXCLUDED.label_language, keyphrases = EXCLUDED.keyphrases,"
-                " size = EXCLUDED.size, updated_at = now()",
+                " size = EXCLUDED.size, titles = EXCLUDED.titles, updated_at = now()",
                 rows,
             )
 
@@ -582,11 +588,127 @@ async def refresh_practices(
                 " rank = EXCLUDED.rank, run_id = EXCLUDED.run_id, updated_at = now()",
                 rows,
             )
+    await refresh_ideas(conn, ids, run_id)
     return len(rows)
 
 
 async def delete_practices(conn: Conn, theme_ids: Iterable[str]) -> None:
-    await conn.execute("DELETE FROM practices WHERE theme_id = ANY(%s)", (sorted(theme_ids),))
+    ids = sorted(theme_ids)
+    await conn.execute("DELETE FROM practices WHERE theme_id = ANY(%s)", (ids,))
+    await conn.execute("DELETE FROM theme_practices WHERE theme_id = ANY(%s)", (ids,))
+    await conn.execute("DELETE FROM statement_glosses WHERE theme_id = ANY(%s)", (ids,))
+
+
+# ---- one idea, one practice; English glosses (migration 0014) ------------------------------
+
+#: English candidates kept per non-English statement: the read side shows the
+#: best one the caller may see (a restricted key must not read another
+#: programme's English sentence as a gloss).
+GLOSS_CANDIDATES = 5
+
+
+async def refresh_ideas(conn: Conn, theme_ids: Sequence[str], run_id: str | None = None) -> int:
+    """Recompute the one-idea practices (``nlp.practices.group_practices``) and
+    the English gloss candidates (``nlp.glosses`` rule) of ``theme_ids`` from
+    all their statements, on the language-debiased vectors of the theme's
+    model (its own language means, estimated on the whole scope)."""
+    ids = sorted(set(theme_ids))
+    if not ids:
+        return 0
+    found = await fetch_all(
+        conn,
+        "SELECT s.id, s.theme_id, t.scope, s.kind, s.text, s.language, s.cycle_id,"
+        " s.organisation_id, e.embedding FROM statements s JOIN embeddings e USING (content_hash)"
+        " JOIN themes t ON t.id = s.theme_id WHERE s.theme_id = ANY(%s) ORDER BY s.theme_id, s.id",
+        (ids,),
+        binary=True,
+    )
+    models: dict[str, ThemeModel | None] = {}
+    for scope in sorted({r["scope"] for r in found}):
+        models[scope] = await load_theme_model(conn, scope)
+    ideas, glosses = await asyncio.to_thread(_ideas_all, found, models, run_id)
+    await conn.execute("DELETE FROM theme_practices WHERE theme_id = ANY(%s)", (ids,))
+    await conn.execute("DELETE FROM statement_glosses WHERE theme_id = ANY(%s)", (ids,))
+    async with conn.cursor() as c:
+        if ideas:
+            await c.executemany(
+                "INSERT INTO theme_practices (id, theme_id, kind, statement_ids, wording_ids,"
+                " score, rank, run_id) VALUES (%s,%s,%s,%s,%s,%s,%s,%s) ON CONFLICT (id) DO UPDATE"
+                " SET theme_id = EXCLUDED.theme_id, kind = EXCLUDED.kind,"
+                " statement_ids = EXCLUDED.statement_ids, wording_ids = EXCLUDED.wording_ids,"
+                " score = EXCLUDED.score, rank = EXCLUDED.rank, run_id = EXCLUDED.run_id,"
+                " updated_at = now()",
+                ideas,
+            )
+        if glosses:
+            await c.executemany(
+                "INSERT INTO statement_glosses (statement_id, rank, english_statement_id,"
+                " similarity, theme_id) VALUES (%s,%s,%s,%s,%s) ON CONFLICT (statement_id, rank)"
+                " DO UPDATE SET english_statement_id = EXCLUDED.english_statement_id,"
+                " similarity = EXCLUDED.similarity, theme_id = EXCLUDED.theme_id",
+                glosses,
+            )
+    return len(ideas)
+
+
+def _ideas_all(
+    found: list[Row], models: dict[str, ThemeModel | None], run_id: str | None
+) -> tuple[list[tuple[object, ...]], list[tuple[object, ...]]]:
+    """Rows of ``theme_practices`` and ``statement_glosses`` for the themes in ``found``."""
+    by_theme: dict[str, list[Row]] = {}
+    for r in found:
+        by_theme.setdefault(r["theme_id"], []).append(r)
+    ideas: list[tuple[object, ...]] = []
+    glosses: list[tuple[object, ...]] = []
+    for tid, rs in sorted(by_theme.items()):
+        model = models.get(rs[0]["scope"])
+        langs = [r["language"] for r in rs]
+        raw = np.stack([as_array(r["embedding"]) for r in rs])
+        vecs = practice_vectors(
+            raw,
+            langs,
+            model.language_means if model is not None else None,
+            model.global_mean if model is not None else None,
+        )
+        pi = [i for i, r in enumerate(rs) if r["kind"] in PRACTICE_KINDS]
+        grouped = group_practices(
+            [rs[i]["id"] for i in pi],
+            [rs[i]["kind"] for i in pi],
+            [rs[i]["text"] for i in pi],
+            [langs[i] for i in pi],
+            [rs[i]["organisation_id"] for i in pi],
+            [rs[i]["cycle_id"] for i in pi],
+            vecs[pi] if pi else np.zeros((0, raw.shape[1]), np.float32),
+        )
+        row_of = {r["id"]: r for r in rs}
+        for rank, p in enumerate(grouped, 1):
+            wording_ids = {
+                lang: next(
+                    sid
+                    for sid in p.statement_ids
+                    if row_of[sid]["language"] == lang and row_of[sid]["text"] == text
+                )
+                for lang, text in p.wordings.items()
+            }
+            ideas.append(
+                (p.id, tid, p.kind, p.statement_ids, Jsonb(wording_ids), p.score, rank, run_id)
+            )
+        en = [i for i, lang in enumerate(langs) if lang == "en"]
+        if not en:
+            continue
+        sims = vecs @ vecs[en].T  # (n, |en|)
+        for i, lang in enumerate(langs):
+            if lang == "en":
+                continue
+            order = sorted(range(len(en)), key=lambda k: (-float(sims[i, k]), rs[en[k]]["id"]))
+            for rank, k in enumerate(order[:GLOSS_CANDIDATES], 1):
+                sim = float(sims[i, k])
+                if sim < GLOSS_SIMILARITY:
+                    break
+                glosses.append((rs[i]["id"], rank, rs[en[k]]["id"], round(sim, 3), tid))
+    ideas.sort(key=lambda r: str(r[0]))
+    glosses.sort(key=lambda r: (str(r[0]), str(r[1]).zfill(4)))
+    return ideas, glosses
 
 
 def _rank_all(found: list[Row], run_id: str | None) -> list[tuple[object, ...]]:

@@ -105,6 +105,21 @@ def label_columns(
     )
 
 
+def title_columns(
+    scope: list[str] | None, params: dict[str, Any], alias: str = "t"
+) -> tuple[str, str]:
+    """SQL for a theme's readable title and its titles per language as ``scope``
+    may read them (migration 0014; a programme's label is its title, so a
+    restricted caller's title is ``theme_label_for``'s text)."""
+    if scope is None:
+        return f"coalesce({alias}.title, {alias}.label)", f"{alias}.titles"
+    params["label_scope"] = scope
+    return (
+        f"coalesce(theme_label_for({alias}.id, %(label_scope)s::text[]), {alias}.id)",
+        f"theme_titles_for({alias}.id, %(label_scope)s::text[])",
+    )
+
+
 # ---- cursors ---------------------------------------------------------------------------
 
 # A cursor is the sort key of the last row of a page; each position holds one of

@@ -27,6 +27,7 @@ import re
 from dataclasses import asdict, dataclass, field
 from datetime import date, datetime
 from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from psycopg import AsyncConnection
 from psycopg.rows import dict_row
@@ -67,7 +68,27 @@ class Source:
 
 
 @dataclass(frozen=True)
+class Gloss:
+    """The closest English statement of the theme: NOT a translation."""
+
+    english_text: str
+    similarity: float
+    label: str
+
+
+@dataclass(frozen=True)
+class Wording:
+    """How one idea was written in one language (with its English gloss)."""
+
+    language: str
+    text: str
+    gloss: Gloss | None = None
+
+
+@dataclass(frozen=True)
 class Practice:
+    """One idea (however many languages it was written in)."""
+
     statement_id: str
     text: str
     language: str
@@ -78,6 +99,54 @@ class Practice:
     support_cycles: int
     support_organisations: int
     sources: list[Source]
+    gloss: Gloss | None = None
+    wordings: list[Wording] = field(default_factory=list)  # the other languages
+    id: str | None = None
+
+
+@dataclass
+class Names:
+    """Readable names for ids: organisations, meetings, cycles, and the
+    programme's time zone dates are shown in."""
+
+    organisations: dict[str, str] = field(default_factory=dict)
+    meetings: dict[str, str] = field(default_factory=dict)  # "cycle/meeting" and "meeting"
+    cycles: dict[str, str] = field(default_factory=dict)
+    programme: str | None = None
+    time_zone: str = "UTC"
+
+    def org(self, oid: str | None) -> str | None:
+        return self.organisations.get(oid, oid) if oid else oid
+
+    def meeting(self, cycle: str | None, mid: str | None) -> str | None:
+        if not mid:
+            return mid
+        return self.meetings.get(f"{cycle}/{mid}") or self.meetings.get(mid) or mid
+
+    def when(self, v: date | datetime | str | None, *, time: bool = True) -> str | None:
+        """A date, or a timestamp in the programme's zone to the minute (no
+        microseconds, no UTC offset puzzle): '2024-10-08 14:00 CEST'."""
+        if v is None or v == "":
+            return None
+        if isinstance(v, str):
+            try:
+                parsed: date = datetime.fromisoformat(v) if len(v) > 10 else date.fromisoformat(v)
+            except ValueError:
+                return v
+            v = parsed
+        if isinstance(v, datetime):
+            try:
+                zone = ZoneInfo(self.time_zone)
+            except (ZoneInfoNotFoundError, ValueError):
+                zone = ZoneInfo("UTC")
+            local = v.astimezone(zone) if v.tzinfo else v
+            return local.strftime("%Y-%m-%d %H:%M %Z").strip() if time else local.date().isoformat()
+        return v.isoformat()
+
+
+def plural(n: int, word: str, many: str | None = None) -> str:
+    """'1 note', '2 notes', '0 notes' ('1 activity', '2 activities' via ``many``)."""
+    return f"{n} {word if n == 1 else (many or word + 's')}"
 
 
 @dataclass(frozen=True)
@@ -283,31 +352,46 @@ def cycle_sections(rows: CycleRows) -> tuple[CycleSummary, list[MeetingLine]]:
     return summary, lines
 
 
-def _source_of(s: dict[str, Any]) -> Source:
-    """A supporting statement as ``theme_practices`` aggregates it (jsonb keys)."""
+def _source_of(s: dict[str, Any], names: Names) -> Source:
+    """A member statement of an idea as ``theme_practices`` lists it, named."""
     return Source(
-        organisation=s["organisation_id"],
-        meeting=s["meeting_id"],
-        cycle=s["cycle_id"],
+        organisation=names.org(s["organisation_id"]),
+        meeting=names.meeting(s["cycle_id"], s["meeting_id"]),
+        cycle=names.cycles.get(s["cycle_id"] or "", s["cycle_id"]),
         note=s["note_id"],
-        date=s["date"],  # jsonb: already an ISO string
+        date=names.when(s["date"], time=False),
         language=s["language"],
     )
 
 
-def _practice(p: dict[str, Any]) -> Practice:
-    sources = [_source_of(s) for s in p["sources"] or []]
-    if not sources:  # no visible supporting statement: the practice's own statement
+def _gloss(g: dict[str, Any] | None) -> Gloss | None:
+    if not g:
+        return None
+    return Gloss(g["english_text"], float(g["similarity"]), g["label"])
+
+
+def _practice(p: dict[str, Any], names: Names | None = None) -> Practice:
+    names = names or Names()
+    sources: list[Source] = []
+    for src in (_source_of(s, names) for s in p.get("sources") or []):
+        if all(
+            (x.organisation, x.meeting, x.date) != (src.organisation, src.meeting, src.date)
+            for x in sources
+        ):  # each source once
+            sources.append(src)
+    if not sources:  # no visible member: the practice's own statement
         sources = [
             Source(
-                organisation=p["organisation_id"],
-                meeting=p["meeting_id"],
+                organisation=names.org(p["organisation_id"]),
+                meeting=names.meeting(p["cycle_id"], p["meeting_id"]),
                 cycle=p["cycle_id"],
                 note=p["note_id"],
-                date=_iso(p["source_date"]),
+                date=names.when(p["source_date"], time=False),
                 language=p["language"],
             )
         ]
+    wordings = p.get("wordings") or {}
+    head = wordings.get(p["language"]) or {}
     return Practice(
         statement_id=p["statement_id"],
         text=p["text"],
@@ -319,11 +403,18 @@ def _practice(p: dict[str, Any]) -> Practice:
         support_cycles=p["support_cycles"],
         support_organisations=p["support_organisations"],
         sources=sources,
+        gloss=_gloss(head.get("gloss")),
+        wordings=[
+            Wording(lang, w["text"], _gloss(w.get("gloss")))
+            for lang, w in sorted(wordings.items())
+            if lang != p["language"]
+        ],
+        id=p.get("id"),
     )
 
 
 def mining_sections(
-    ctx: MiningContext,
+    ctx: MiningContext, names: Names | None = None
 ) -> tuple[list[ThemeSection], list[RecommendationGroup], Changes | None]:
     """The report's themes, recommendations by audience and changes since the
     previous cycle, from the mining read models (pure)."""
@@ -338,7 +429,7 @@ def mining_sections(
         themes.append(
             ThemeSection(
                 id=t["id"],
-                label=t["label"],
+                label=t.get("title") or t["label"],
                 keyphrases=list(t["keyphrases"] or [])[:6],
                 statements=t["size"],
                 languages=dict(t["languages"] or {}),
@@ -346,7 +437,7 @@ def mining_sections(
                 cycles_overall=wide["cycles"],
                 organisations_overall=wide["organisations"],
                 recurring=wide["cycles"] > 1,
-                practices=[_practice(p) for p in chosen[:PRACTICES_PER_THEME]],
+                practices=[_practice(p, names) for p in chosen[:PRACTICES_PER_THEME]],
             )
         )
     themes.sort(key=lambda x: (-x.cycles_overall, -x.statements, x.id))
@@ -355,15 +446,15 @@ def mining_sections(
         if p["kind"] == "recommendation":
             bucket = recs.setdefault(p["audience"] or "future_partnerships", [])
             if len(bucket) < RECOMMENDATIONS_PER_AUDIENCE:
-                bucket.append(_practice(p))
+                bucket.append(_practice(p, names))
     groups = [
         RecommendationGroup(audience=a, title=AUDIENCE_TITLES.get(a, a), items=items)
         for a, items in recs.items()
     ]
     changes = None
     if ctx.previous_cycle_id:
-        labels = {t["id"]: t["label"] for t in ctx.themes}
-        prev = {t["id"]: t["label"] for t in ctx.previous_themes}
+        labels = {t["id"]: t.get("title") or t["label"] for t in ctx.themes}
+        prev = {t["id"]: t.get("title") or t["label"] for t in ctx.previous_themes}
         this_ids, prev_ids = set(labels), set(prev)
         changes = Changes(
             previous_cycle_id=ctx.previous_cycle_id,
@@ -499,6 +590,83 @@ async def load_mining_context(
     )
 
 
+async def load_names(conn: AsyncConnection[Any], programme_id: str) -> Names:
+    """The programme's names for ids: partners (programme and cycle partner
+    lists), cycle titles, meeting titles, and its time zone."""
+    names = Names()
+    async with conn.cursor(row_factory=dict_row) as cur:
+        await cur.execute(
+            "SELECT name, time_zone, partners FROM programmes WHERE id = %s", (programme_id,)
+        )
+        prog = await cur.fetchone()
+        await cur.execute(
+            "SELECT id, title, partners, time_zone FROM cycles WHERE programme_id = %s",
+            (programme_id,),
+        )
+        cycles = [dict(r) for r in await cur.fetchall()]
+        await cur.execute(
+            "SELECT m.cycle_id, m.id, m.title FROM meetings m JOIN cycles c ON c.id = m.cycle_id"
+            " WHERE c.programme_id = %s",
+            (programme_id,),
+        )
+        meetings = [dict(r) for r in await cur.fetchall()]
+    partner_lists = [c["partners"] for c in cycles]
+    if prog is not None:
+        names.programme = prog["name"]
+        names.time_zone = prog["time_zone"] or "UTC"
+        partner_lists.insert(0, prog["partners"])
+    elif cycles:
+        names.time_zone = cycles[0]["time_zone"] or "UTC"
+    for partners in partner_lists:
+        for pt in partners or []:
+            if isinstance(pt, dict) and pt.get("id") and pt.get("name"):
+                names.organisations.setdefault(str(pt["id"]), str(pt["name"]))
+    for c in cycles:
+        if c["title"]:
+            names.cycles[c["id"]] = c["title"]
+    for m in meetings:
+        if m["title"]:
+            names.meetings[f"{m['cycle_id']}/{m['id']}"] = m["title"]
+            names.meetings.setdefault(m["id"], m["title"])
+    return names
+
+
+def _named(report_items: list[ActionItem], names: Names) -> list[ActionItem]:
+    """Action items with the owner's and meeting's names and a local due date."""
+    return [
+        ActionItem(
+            id=a.id,
+            owner=names.org(a.owner) or a.owner,
+            what=a.what,
+            due_at=names.when(a.due_at, time=False),
+            meeting_id=names.meeting(a.cycle_id, a.meeting_id),
+            cycle_id=a.cycle_id,
+        )
+        for a in report_items
+    ]
+
+
+def _named_meetings(
+    lines: list[MeetingLine], names: Names, cycle_id: str | None
+) -> list[MeetingLine]:
+    return [
+        MeetingLine(
+            meeting_id=m.meeting_id,
+            kind=m.kind,
+            title=m.title or names.meeting(cycle_id, m.meeting_id) or m.meeting_id,
+            host=names.org(m.host),
+            state=m.state,
+            starts_at=names.when(m.starts_at) or m.starts_at,
+            held_at=names.when(m.held_at),
+            topics=m.topics,
+            note_count=m.note_count,
+            theme_ids=m.theme_ids,
+            escalated=m.escalated,
+        )
+        for m in lines
+    ]
+
+
 async def build_report(
     conn: AsyncConnection[Any],
     principal: Principal,
@@ -531,13 +699,28 @@ async def build_report(
     if programme_id is None:
         raise NotFound("a report needs a cycle or a programme")
     principal.check_programme(programme_id)
+    names = await load_names(conn, programme_id)
     summary, meetings = cycle_sections(cycle) if cycle else (None, [])
+    meetings = _named_meetings(meetings, names, cycle_id)
+    if summary is not None:
+        summary = CycleSummary(
+            meetings_planned=summary.meetings_planned,
+            meetings_held=summary.meetings_held,
+            meetings_cancelled=summary.meetings_cancelled,
+            notes=summary.notes,
+            organisations=[names.org(o) or o for o in summary.organisations],
+            languages=summary.languages,
+        )
     ctx = await load_mining_context(conn, principal, cycle_id=cycle_id, programme_id=programme_id)
-    themes, recommendations, changes = mining_sections(ctx)
+    themes, recommendations, changes = mining_sections(ctx, names)
     if action_items is None:
         action_items = await open_action_items(conn, cycle_id=cycle_id, programme_id=programme_id)
+    action_items = _named(action_items, names)
     if title is None:
-        title = "Lessons learnt — " + (f"cycle {cycle_id}" if cycle_id else programme_id)
+        what = names.programme or programme_id
+        if cycle_id:
+            what += " — " + names.cycles.get(cycle_id, f"cycle {cycle_id}")
+        title = "Lessons learnt — " + what
     return Report(
         title=title,
         cycle_id=cycle_id,
@@ -549,8 +732,8 @@ async def build_report(
         recommendations=recommendations,
         action_items=action_items,
         changes_since_previous=changes,
-        generated_at=_iso(generated_at),
-        follow_up_at=_iso(follow_up_at),
+        generated_at=names.when(generated_at),
+        follow_up_at=names.when(follow_up_at, time=False),
     )
 
 
@@ -586,16 +769,58 @@ def _summary_lines(report: Report) -> list[str]:
     s = report.summary
     if s is not None:
         lines.append(
-            f"{s.meetings_held} of {s.meetings_planned} meetings held, {s.notes} notes from "
-            f"{len(s.organisations)} organisations in {len(s.languages)} languages."
+            f"{s.meetings_held} of {plural(s.meetings_planned, 'meeting')} held,"
+            f" {plural(s.notes, 'note')} from {plural(len(s.organisations), 'organisation')}"
+            f" in {plural(len(s.languages), 'language')}."
         )
     m = report.mined
     if m.statements:
         lines.append(
-            f"{m.statements} statements mined from {m.notes} notes by {m.organisations}"
-            f" organisations in {m.languages} languages."
+            f"{plural(m.statements, 'statement')} mined from {plural(m.notes, 'note')} by"
+            f" {plural(m.organisations, 'organisation')}"
+            f" in {plural(m.languages, 'language')}."
         )
     return lines
+
+
+def _md_glosses(p: Practice) -> list[str]:
+    """Indented lines under a practice: its English gloss when it is not in
+    English, and its wordings in the other languages, each with its gloss."""
+    e = md_text
+    out = []
+    if p.gloss is not None:
+        out.append(f"  - _{e(p.gloss.label)}:_ {e(p.gloss.english_text)}")
+    for w in p.wordings:
+        gl = (
+            f" — _{e(w.gloss.label)}:_ {e(w.gloss.english_text)}"
+            if w.gloss and w.language != "en"
+            else ""
+        )
+        out.append(f"  - {w.language}: {e(w.text)}{gl}")
+    return out
+
+
+def _html_glosses(p: Practice) -> str:
+    def e(v: object) -> str:
+        return html.escape(str(v))
+
+    items = []
+    if p.gloss is not None:
+        items.append(
+            f"<li class='gloss'><em>{e(p.gloss.label)}:</em> "
+            f"<span lang='en'>{e(p.gloss.english_text)}</span></li>"
+        )
+    for w in p.wordings:
+        gl = ""
+        if w.gloss is not None and w.language != "en":
+            gl = (
+                f" <span class='gloss'>— <em>{e(w.gloss.label)}:</em> "
+                f"<span lang='en'>{e(w.gloss.english_text)}</span></span>"
+            )
+        items.append(
+            f"<li>{e(w.language)}: <span lang='{e(w.language)}'>{e(w.text)}</span>{gl}</li>"
+        )
+    return f"<ul>{''.join(items)}</ul>" if items else ""
 
 
 def render_markdown(report: Report) -> str:
@@ -611,8 +836,8 @@ def render_markdown(report: Report) -> str:
             host = f", hosted by {e(m.host)}" if m.host else ""
             flag = " (notes overdue)" if m.escalated else ""
             out.append(
-                f"- **{e(m.title or m.meeting_id)}** ({m.kind}{host}): {m.state},"
-                f" {m.note_count} notes{flag}"
+                f"- **{e(m.title or m.meeting_id)}** ({m.kind.replace('_', ' ')}{host},"
+                f" {e(m.held_at or m.starts_at)}): {m.state}, {plural(m.note_count, 'note')}{flag}"
             )
         out.append("")
     out += ["## Recurring themes", ""]
@@ -624,13 +849,15 @@ def render_markdown(report: Report) -> str:
         out += [
             f"### {e(t.label)}",
             "",
-            f"{t.statements} statements ({langs}); said in {t.cycles_overall} cycles by "
-            f"{t.organisations_overall} organisations.{keyphrases}",
+            f"{plural(t.statements, 'statement')} ({langs}); said in"
+            f" {plural(t.cycles_overall, 'cycle')} by"
+            f" {plural(t.organisations_overall, 'organisation')}.{keyphrases}",
             "",
         ]
         for p in t.practices:
             srcs = "; ".join(e(_src_line(s)) for s in p.sources[:4])
             out.append(f"- **{p.kind.replace('_', ' ')}** ({p.language}): {e(p.text)} — _{srcs}_")
+            out += _md_glosses(p)
         out.append("")
     out += ["## Recommendations", ""]
     for group in report.recommendations:
@@ -640,12 +867,13 @@ def render_markdown(report: Report) -> str:
         for p in group.items:
             srcs = "; ".join(e(_src_line(s)) for s in p.sources[:3])
             out.append(f"- {e(p.text)} ({p.language}; {srcs})")
+            out += _md_glosses(p)
         out.append("")
     out += ["## Open action items", ""]
     if not report.action_items:
         out.append("_None open._")
     for a in report.action_items:
-        due = f" (by {a.due_at[:10]})" if a.due_at else ""
+        due = f" (by {a.due_at})" if a.due_at else ""
         out.append(f"- [ ] {e(a.owner)}: {e(a.what)}{due}")
     out += ["", "## What changed since the previous cycle", ""]
     ch = report.changes_since_previous
@@ -665,6 +893,7 @@ _CSS = """
 body{font-family:Georgia,serif;max-width:48rem;margin:2rem auto;color:#222;line-height:1.45}
 h1{border-bottom:2px solid #444}h2{margin-top:2rem;border-bottom:1px solid #aaa}
 .src{color:#555;font-size:.9em}.kind{font-variant:small-caps;color:#335}
+.gloss{color:#444;font-size:.92em}
 @media print{body{margin:0;max-width:none}h2{page-break-after:avoid}}
 """
 
@@ -703,7 +932,8 @@ def render_html(report: Report) -> str:
             flag = " (notes overdue)" if m.escalated else ""
             parts.append(
                 f"<li><strong>{e(m.title or m.meeting_id)}</strong> "
-                f"({e(m.kind + host)}): {e(m.state)}, {m.note_count} notes{e(flag)}</li>"
+                f"({e(m.kind.replace('_', ' ') + host)}, {e(m.held_at or m.starts_at)}):"
+                f" {e(m.state)}, {e(plural(m.note_count, 'note'))}{e(flag)}</li>"
             )
         parts.append("</ul>")
     parts.append("<h2>Recurring themes</h2>")
@@ -713,15 +943,16 @@ def render_html(report: Report) -> str:
         langs = ", ".join(f"{k}: {v}" for k, v in sorted(t.languages.items()))
         parts.append(f"<section class='theme'><h3>{e(t.label)}</h3>")
         parts.append(
-            f"<p>{t.statements} statements ({e(langs)}); {t.cycles_overall} cycles, "
-            f"{t.organisations_overall} organisations.</p><ul>"
+            f"<p>{e(plural(t.statements, 'statement'))} ({e(langs)});"
+            f" {e(plural(t.cycles_overall, 'cycle'))},"
+            f" {e(plural(t.organisations_overall, 'organisation'))}.</p><ul>"
         )
         for p in t.practices:
             srcs = "; ".join(_src_line(s) for s in p.sources[:4])
             parts.append(
                 f"<li><span class='kind'>{e(p.kind.replace('_', ' '))}</span> "
                 f"<span lang='{e(p.language)}'>{e(p.text)}</span> "
-                f"<span class='src'>({e(srcs)})</span></li>"
+                f"<span class='src'>({e(srcs)})</span>{_html_glosses(p)}</li>"
             )
         parts.append("</ul></section>")
     parts.append("<h2>Recommendations</h2>")
@@ -730,14 +961,15 @@ def render_html(report: Report) -> str:
         for p in group.items:
             srcs = "; ".join(_src_line(s) for s in p.sources[:3])
             parts.append(
-                f"<li lang='{e(p.language)}'>{e(p.text)} <span class='src'>({e(srcs)})</span></li>"
+                f"<li><span lang='{e(p.language)}'>{e(p.text)}</span>"
+                f" <span class='src'>({e(srcs)})</span>{_html_glosses(p)}</li>"
             )
         if not group.items:
             parts.append("<li><em>None recorded.</em></li>")
         parts.append("</ul>")
     parts.append("<h2>Open action items</h2><ul>")
     for a in report.action_items:
-        due = f", by {a.due_at[:10]}" if a.due_at else ""
+        due = f", by {a.due_at}" if a.due_at else ""
         parts.append(f"<li>{e(a.what)} — {e(a.owner)}{e(due)}</li>")
     if not report.action_items:
         parts.append("<li><em>None open.</em></li>")

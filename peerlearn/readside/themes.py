@@ -12,6 +12,7 @@ from typing import Any
 from psycopg import AsyncConnection
 from psycopg.rows import dict_row
 
+from nlp.practices import audience_of
 from peerlearn.access import NotFound, Principal
 from peerlearn.readside.filters import (
     Filters,
@@ -20,8 +21,10 @@ from peerlearn.readside.filters import (
     label_columns,
     label_scope,
     statement_where,
+    title_columns,
     visible_clause,
 )
+from peerlearn.readside.glosses import attach, glosses_for
 
 # ---- themes ------------------------------------------------------------------------------
 
@@ -62,10 +65,12 @@ async def list_themes(
     params["min_cycles"] = f.min_cycles
     params["limit"] = limit + 1
     label, keyphrases = label_columns(label_scope(principal, f), params)
+    title, titles = title_columns(label_scope(principal, f), params)
     ctes = _facet_ctes(principal, f, theme_ids) if facets_answer(f) else _statement_ctes(where)
     sql = f"""
         {ctes}
-        SELECT a.theme_id AS id, {label} AS label, {keyphrases} AS keyphrases, a.size,
+        SELECT a.theme_id AS id, {label} AS label, {title} AS title, {titles} AS titles,
+               {keyphrases} AS keyphrases, a.size,
                l.languages, a.cycles,
                a.organisations, a.programmes, a.first_seen, a.last_seen,
                {", ".join(f"{k} AS k{i}" for i, k in enumerate(keys))}
@@ -86,6 +91,7 @@ async def list_themes(
         for i in range(len(keys)):
             r.pop(f"k{i}", None)
         r["languages"] = r["languages"] or {}
+        r["titles"] = r["titles"] or {}
     return rows, next_cursor
 
 
@@ -170,50 +176,53 @@ async def theme_practices(
     limit: int = 50,
     cursor: str | None = None,
 ) -> tuple[list[dict[str, Any]], str | None]:
-    """Practices ranked by independent support the caller can see (distinct cycles +
-    organisations of the visible supporting statements), then by the mined score."""
+    """One entry per idea (``theme_practices``, migration 0014: the statements of
+    a theme that say the same thing in any language), ranked by independent
+    support the caller can see: distinct organisations + cycles among the
+    members inside the grant (a member without one counts as its own), then
+    by the mined score.
+
+    An idea is listed when one of its members passes the filters; its wordings
+    (one per language, the mined wording when visible, else the first visible
+    member in that language) come from those members, its sources from every
+    member in the grant, each note once. Non-English wordings carry the English
+    gloss the caller may see (:mod:`.glosses`)."""
     where, params = statement_where(principal, f)
-    vis, vparams = visible_clause(principal, "s2")
+    vis, vparams = visible_clause(principal, "s")
     params.update(vparams)
+    theme_cond = ""
     if theme_ids is not None:
-        where += " AND p.theme_id = ANY(%(theme_ids)s)"
+        theme_cond = "AND p.theme_id = ANY(%(theme_ids)s)"
         params["theme_ids"] = theme_ids
-    keys = ["-x.support", "-x.score", "x.statement_id"]
+    keys = ["-x.support", "-x.score", "x.id"]
     after = decode_cursor(cursor, len(keys), (int, (int, float), str))
     page_cond = ""
     if after is not None:
-        page_cond = "WHERE (-x.support, -x.score, x.statement_id) > (%(c0)s, %(c1)s, %(c2)s)"
+        page_cond = "WHERE (-x.support, -x.score, x.id) > (%(c0)s, %(c1)s, %(c2)s)"
         params.update({f"c{i}": v for i, v in enumerate(after)})
     params["limit"] = limit + 1
     label, _ = label_columns(label_scope(principal, f), params)
     sql = f"""
-        SELECT * FROM (
-            SELECT p.statement_id, p.theme_id, {label} AS theme_label, p.kind, p.audience,
-                   p.score, s.text, s.language, s.note_id, s.meeting_id, s.cycle_id,
-                   s.programme_id, s.organisation_id, s.source_date,
-                   sup.cycles AS support_cycles, sup.organisations AS support_organisations,
-                   sup.statements AS support_count, sup.sources,
-                   (sup.cycles + sup.organisations) AS support
-            FROM practices p
-            JOIN statements s ON s.id = p.statement_id
+        WITH m AS (
+            SELECT p.id, p.theme_id, p.kind, p.score, s.id AS sid, s.organisation_id,
+                   s.cycle_id, ({where}) AS matched
+            FROM theme_practices p
             JOIN themes t ON t.id = p.theme_id AND t.retired_at IS NULL
-            CROSS JOIN LATERAL (
-                SELECT count(DISTINCT s2.cycle_id)::int AS cycles,
-                       count(DISTINCT s2.organisation_id)::int AS organisations,
-                       count(*)::int AS statements,
-                       jsonb_agg(jsonb_build_object(
-                           'statement_id', s2.id, 'note_id', s2.note_id,
-                           'meeting_id', s2.meeting_id, 'cycle_id', s2.cycle_id,
-                           'programme_id', s2.programme_id,
-                           'organisation_id', s2.organisation_id, 'date', s2.source_date,
-                           'language', s2.language, 'text', s2.text)
-                           ORDER BY s2.source_date, s2.id) AS sources
-                FROM statements s2
-                WHERE s2.id = ANY(p.support_statements) AND {vis}
-            ) sup
-            WHERE {where} AND s.theme_id = p.theme_id
-        ) x {page_cond}
-        ORDER BY -x.support, -x.score, x.statement_id
+            CROSS JOIN LATERAL unnest(p.statement_ids) AS u(sid)
+            JOIN statements s ON s.id = u.sid AND s.theme_id = p.theme_id
+            WHERE {vis} {theme_cond}
+        ), a AS (
+            SELECT id, theme_id, kind, score,
+                   count(DISTINCT coalesce(organisation_id, '?' || sid))::int
+                       AS support_organisations,
+                   count(DISTINCT coalesce(cycle_id, '?' || sid))::int AS support_cycles,
+                   count(*)::int AS support_count
+            FROM m GROUP BY id, theme_id, kind, score HAVING bool_or(matched)
+        )
+        SELECT x.*, {label} AS theme_label FROM (
+            SELECT a.*, (a.support_organisations + a.support_cycles) AS support FROM a
+        ) x JOIN themes t ON t.id = x.theme_id {page_cond}
+        ORDER BY -x.support, -x.score, x.id
         LIMIT %(limit)s
     """
     cur = await conn.cursor(row_factory=dict_row).execute(sql, params)
@@ -222,8 +231,100 @@ async def theme_practices(
     if len(rows) > limit:
         rows = rows[:limit]
         last = rows[-1]
-        next_cursor = encode_cursor([-last["support"], -float(last["score"]), last["statement_id"]])
+        next_cursor = encode_cursor([-last["support"], -float(last["score"]), last["id"]])
+    await _fill_ideas(conn, principal, f, rows)
     return rows, next_cursor
+
+
+async def _fill_ideas(
+    conn: AsyncConnection[Any], principal: Principal, f: Filters, rows: list[dict[str, Any]]
+) -> None:
+    """Wordings, title, sources and glosses of a page of ideas."""
+    if not rows:
+        return
+    where, params = statement_where(principal, f)
+    vis, vparams = visible_clause(principal, "s")
+    params.update(vparams)
+    params["ids"] = [r["id"] for r in rows]
+    cur = await conn.cursor(row_factory=dict_row).execute(
+        f"SELECT p.id AS practice_id, p.wording_ids, s.id AS statement_id, s.text, s.language,"
+        f" s.note_id, s.meeting_id, s.cycle_id, s.programme_id, s.organisation_id,"
+        f" s.source_date, ({where}) AS matched"
+        f" FROM theme_practices p CROSS JOIN LATERAL unnest(p.statement_ids) AS u(sid)"
+        f" JOIN statements s ON s.id = u.sid AND s.theme_id = p.theme_id"
+        f" WHERE p.id = ANY(%(ids)s) AND {vis} ORDER BY p.id, s.source_date, s.id",
+        params,
+    )
+    members: dict[str, list[dict[str, Any]]] = {}
+    mined: dict[str, dict[str, str]] = {}
+    for m in await cur.fetchall():
+        members.setdefault(m["practice_id"], []).append(dict(m))
+        mined[m["practice_id"]] = m["wording_ids"] or {}
+    chosen: list[dict[str, Any]] = []
+    for r in rows:
+        ms = members.get(r["id"], [])
+        shown = [m for m in ms if m["matched"]] or ms
+        wordings: dict[str, dict[str, Any]] = {}
+        for lang in sorted({m["language"] for m in shown}):
+            in_lang = [m for m in shown if m["language"] == lang]
+            want = mined.get(r["id"], {}).get(lang)
+            best = next((m for m in in_lang if m["statement_id"] == want), in_lang[0])
+            wordings[lang] = {"statement_id": best["statement_id"], "text": best["text"]}
+        counts: dict[str, int] = {}
+        for m in shown:
+            counts[m["language"]] = counts.get(m["language"], 0) + 1
+        title_lang = (
+            "en" if "en" in wordings else min(counts, key=lambda lg: (-counts[lg], lg), default="")
+        )
+        head = next(
+            (
+                m
+                for m in shown
+                if m["statement_id"] == wordings.get(title_lang, {}).get("statement_id")
+            ),
+            None,
+        )
+        sources: dict[str, dict[str, Any]] = {}
+        for m in ms:  # each note once
+            sources.setdefault(
+                m["note_id"],
+                {
+                    "statement_id": m["statement_id"],
+                    "note_id": m["note_id"],
+                    "meeting_id": m["meeting_id"],
+                    "cycle_id": m["cycle_id"],
+                    "programme_id": m["programme_id"],
+                    "organisation_id": m["organisation_id"],
+                    "date": m["source_date"],
+                    "language": m["language"],
+                    "text": m["text"],
+                },
+            )
+        r.update(
+            {
+                "title": head["text"] if head else "",
+                "title_language": title_lang,
+                "statement_id": head["statement_id"] if head else None,
+                "text": head["text"] if head else "",
+                "language": title_lang,
+                "audience": audience_of(head["text"], title_lang) if head else None,
+                "wordings": wordings,
+                "statement_ids": [m["statement_id"] for m in ms],
+                "sources": list(sources.values()),
+                "note_id": head["note_id"] if head else None,
+                "meeting_id": head["meeting_id"] if head else None,
+                "cycle_id": head["cycle_id"] if head else None,
+                "programme_id": head["programme_id"] if head else None,
+                "organisation_id": head["organisation_id"] if head else None,
+                "source_date": head["source_date"] if head else None,
+            }
+        )
+        chosen += [w for lang, w in wordings.items() if lang != "en"]
+    attach(
+        chosen,
+        await glosses_for(conn, principal, (w["statement_id"] for w in chosen)),
+        "statement_id",
+    )
 
 
 async def theme_detail(
@@ -241,8 +342,10 @@ async def theme_detail(
     (the two are not told apart)."""
     tparams: dict[str, Any] = {"theme_id": theme_id}
     label, keyphrases = label_columns(label_scope(principal, f), tparams)
+    title, titles = title_columns(label_scope(principal, f), tparams)
     cur = await conn.cursor(row_factory=dict_row).execute(
-        f"SELECT t.id, {label} AS label, {keyphrases} AS keyphrases, t.representatives,"
+        f"SELECT t.id, {label} AS label, {title} AS title, {titles} AS titles,"
+        f" {keyphrases} AS keyphrases, t.representatives,"
         " t.retired_at, t.scope, t.updated_at FROM themes t WHERE t.id = %(theme_id)s",
         tparams,
     )
@@ -278,6 +381,8 @@ async def theme_detail(
     for s in statements:  # languages without a stored representative
         if s["language"] not in reps:
             reps[s["language"]] = [{"id": s["id"], "text": s["text"]}]
+    shown = [r for lang, rs in reps.items() if lang != "en" for r in rs]
+    attach(shown, await glosses_for(conn, principal, (r["id"] for r in shown)), "id")
     sources: dict[str, dict[str, Any]] = {}
     for s in statements:
         src = sources.setdefault(
@@ -297,6 +402,8 @@ async def theme_detail(
     return {
         "id": theme["id"],
         "label": theme["label"],
+        "title": theme["title"],
+        "titles": theme["titles"] or {},
         "keyphrases": theme["keyphrases"],
         "size": s0["size"],
         "languages": s0["languages"],
