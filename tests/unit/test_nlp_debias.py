@@ -115,3 +115,41 @@ def test_miner_uses_injected_stages() -> None:
     )
     assert set(state.language_means) == {"en", "pl"}
     assert miner.assign(sts[:3], x[:3], res.model) == [res.themes[0].id] * 3
+
+
+def test_kind_offsets_remove_phrasing_shared_across_topics() -> None:
+    from nlp.debias import fit_kind_offsets, remove_kind_offsets
+
+    rng = np.random.default_rng(4)
+    topics = rng.normal(size=(6, 64))
+    phrasing = {"recommendation": 2.0 * rng.normal(size=64), "lesson": 2.0 * rng.normal(size=64)}
+    rows, kinds, tops = [], [], []
+    for t in range(6):
+        for k in ("recommendation", "lesson"):
+            for _ in range(5):
+                rows.append(topics[t] + phrasing[k] + 0.3 * rng.normal(size=64))
+                kinds.append(k)
+                tops.append(t)
+    Z = np.asarray(rows, np.float32)
+    Z -= Z.mean(0)
+
+    ta, ka = np.asarray(tops), np.asarray(kinds)
+    same_group = (ta[:, None] == ta[None, :]) & (ka[:, None] == ka[None, :])
+
+    def same_topic_neighbour(Y: np.ndarray) -> float:
+        """Outside its own (topic, kind) group: is the nearest statement the same topic
+        in the other kind, or the same kind on another topic?"""
+        S = np.where(same_group, -2.0, Y @ Y.T)
+        return float(np.mean([tops[j] == tops[i] for i, j in enumerate(S.argmax(1))]))
+
+    before = same_topic_neighbour(Z / np.linalg.norm(Z, axis=1, keepdims=True))
+    assert before < 0.5  # phrasing wins before
+    names = ("lesson", "recommendation", "other")
+    off = fit_kind_offsets(Z, kinds, names, shrink=0.0)
+    assert np.allclose(off[2], 0)  # a kind nobody has moves nothing
+    after = remove_kind_offsets(Z, kinds, names, off)
+    assert np.allclose(np.linalg.norm(after, axis=1), 1, atol=1e-5)
+    assert same_topic_neighbour(after) > before and same_topic_neighbour(after) > 0.95
+    # shrinking towards "no offset": a large prior leaves the vectors almost as they were
+    tiny = fit_kind_offsets(Z, kinds, names, shrink=1e6)
+    assert float(np.abs(tiny).max()) < 1e-3
