@@ -2,6 +2,7 @@
 
     .venv/bin/python bench/chaos.py            # 50 cycles, every component killed >= 3 times
     .venv/bin/python bench/chaos.py --quick    # 10 cycles, each component killed twice
+    .venv/bin/python bench/chaos.py --quick --cycles 4 --kills 1 --stops 4   # short
 
 Starts the real embedded stack (``peerlearn run``: PostgreSQL, Temporal dev
 server, one worker, the API) in a scratch home, a local webhook receiver that
@@ -9,12 +10,16 @@ verifies signatures and deduplicates by ``Idempotency-Key``, registers a
 programme, starts the cycles (meetings minutes apart, notes due minutes
 after), submits notes (retrying with the same idempotency key until a 2xx),
 and meanwhile SIGKILLs the worker, the API, the Temporal server and
-PostgreSQL at random moments; the supervisor restarts them. At the end it
-checks, straight in the database:
+PostgreSQL at random moments, and stops the worker gracefully (SIGTERM,
+``--stops`` times); the supervisor restarts them. Each cycle also receives
+a poison note (a NUL byte in its text), which must be refused (4xx) or, if
+acknowledged, end rejected without holding the cycle. At the end it checks,
+straight in the database:
 
 - every cycle completed;
 - every event stream gap-free (versions 1..n) with no duplicate event;
-- every note acknowledged with a 2xx stored exactly once;
+- every note acknowledged with a 2xx stored exactly once, and mined: it has
+  its statements (or was mined to none), none left behind, none duplicated;
 - every outbox entry delivered, and received (deduplicated by key) once.
 
 All traffic stays on 127.0.0.1; every loop is bounded by a deadline.
@@ -110,6 +115,7 @@ class Chaos:
         self.kills: Counter[str] = Counter()
         self.acked: dict[str, tuple[str, str]] = {}  # idempotency key -> (cycle, note id)
         self.note_attempts = 0
+        self.poison: Counter[int] = Counter()  # HTTP status of each poison note
         self.cycles: list[str] = []
         self.stop_chaos = threading.Event()
         self.log: list[str] = []
@@ -218,26 +224,50 @@ class Chaos:
                 )
                 if r is not None and r.status_code in (200, 201):
                     self.acked[key] = (cid, r.json()["note_id"])
+            if m["meeting_id"] == "visit-1":
+                await self.send_poison(http, cid, m["meeting_id"])
+
+    async def send_poison(self, http: httpx.AsyncClient, cid: str, meeting: str) -> None:
+        """A note the storage can never hold (NUL byte): refused, or acknowledged
+        and then rejected for good; either way the cycle must finish."""
+        key = f"{cid}:{meeting}:poison"
+        r = await self.post(
+            http,
+            f"/v1/cycles/{cid}/meetings/{meeting}/notes",
+            {"author_organisation": PARTNERS[2], "language": "en", "text": "poison\u0000note"},
+            ok=(200, 201),
+            headers={"Idempotency-Key": key},
+            deadline_s=120,
+        )
+        status = r.status_code if r is not None else 0
+        self.poison[status] += 1
+        if r is not None and r.status_code in (200, 201):
+            self.acked[key] = (cid, r.json()["note_id"])
 
     def chaos_loop(self, duration: float) -> None:
         """Kill each component ``kills`` times at random moments within ``duration``."""
         plan = [c for c in COMPONENTS for _ in range(self.args.kills)]
         self.rng.shuffle(plan)
-        times = sorted(self.rng.uniform(20, duration) for _ in plan)
+        # graceful stops fall while notes arrive and are mined (the first
+        # meeting is held 1.5-2 minutes after the cycles start)
+        timed = [(self.rng.uniform(20, duration), v) for v in plan]
+        timed += [(self.rng.uniform(100, duration), "worker-stop") for _ in range(self.args.stops)]
         t0 = time.monotonic()
-        for at, victim in zip(times, plan, strict=True):
+        for at, victim in sorted(timed):
             if self.stop_chaos.wait(max(0.0, at - (time.monotonic() - t0))):
                 return
+            graceful = victim == "worker-stop"
+            victim = "worker" if graceful else victim
             pid = self.stack.pid(victim)
             if not pid:
                 self.say(f"no pid for {victim}; skipped")
                 continue
             try:
-                os.kill(pid, signal.SIGKILL)
+                os.kill(pid, signal.SIGTERM if graceful else signal.SIGKILL)
             except ProcessLookupError:
                 continue
-            self.kills[victim] += 1
-            self.say(f"kill -9 {victim} (pid {pid})")
+            self.kills["worker-stop" if graceful else victim] += 1
+            self.say(f"{'SIGTERM' if graceful else 'kill -9'} {victim} (pid {pid})")
             # let the supervisor notice and restart it before the next blow
             deadline = time.monotonic() + 90
             while time.monotonic() < deadline and not self.stop_chaos.is_set():
@@ -285,6 +315,23 @@ class Chaos:
             self.stop_chaos.set()
         return await asyncio.to_thread(self.verify, conninfo)
 
+    def wait_mined(self, conn: psycopg.Connection[Any], note_ids: list[str]) -> int:
+        """How many of ``note_ids`` were mined (they have statements, or a
+        recorded count of zero), waiting up to four minutes for the cycles'
+        retries and the reconciliation schedule to catch up."""
+        deadline = time.monotonic() + 240
+        while True:
+            row = conn.execute(
+                "SELECT count(*) FROM notes n WHERE n.id = ANY(%s) AND (n.statement_count"
+                " IS NOT NULL OR EXISTS (SELECT 1 FROM statements s WHERE s.note_id = n.id))",
+                (note_ids,),
+            ).fetchone()
+            mined = int(row[0]) if row else 0
+            if mined == len(note_ids) or time.monotonic() > deadline:
+                return mined
+            conn.commit()
+            time.sleep(5)
+
     def verify(self, conninfo: str) -> int:
         self.say("chaos over; waiting for every cycle to complete")
         self.stack.wait_healthy(180)
@@ -326,6 +373,17 @@ class Chaos:
                     (self.cycles,),
                 ).fetchall()
             )
+            acked_ids = [nid for _, nid in self.acked.values()]
+            mined = self.wait_mined(conn, acked_ids)
+            dup_statements_row = conn.execute(
+                "SELECT count(*) - count(DISTINCT (note_id, position)) FROM statements"
+                " WHERE note_id = ANY(%s)",
+                (acked_ids,),
+            ).fetchone()
+            rejected_row = conn.execute(
+                "SELECT count(*) FROM events WHERE stream_id = ANY(%s) AND type = 'NoteRejected'",
+                (self.cycles,),
+            ).fetchone()
             outbox = conn.execute(
                 "SELECT o.id, d.delivered_at IS NOT NULL, coalesce(d.attempts, 0) FROM outbox o"
                 " LEFT JOIN outbox_deliveries d ON d.outbox_id = o.id WHERE o.cycle_id = ANY(%s)",
@@ -349,6 +407,11 @@ class Chaos:
             "notes_acked_2xx": len(self.acked),
             "notes_acked_stored_exactly_once": acked_once,
             "note_submissions": self.note_attempts,
+            "notes_acked_mined": mined,
+            "notes_acked_not_mined": len(acked_ids) - mined,
+            "duplicate_statements": int(dup_statements_row[0]) if dup_statements_row else -1,
+            "notes_rejected_events": int(rejected_row[0]) if rejected_row else -1,
+            "poison_notes_by_status": {str(k): v for k, v in sorted(self.poison.items())},
             "outbox_entries": len(outbox),
             "outbox_delivered": delivered,
             "outbox_received_after_dedup": received_once,
@@ -362,9 +425,13 @@ class Chaos:
             and gap_free == len(streams) == len(self.cycles)
             and dup_events == 0
             and acked_once == len(self.acked)
+            and mined == len(self.acked)
+            and result["duplicate_statements"] == 0
+            and all(400 <= k < 500 for k in self.poison)
             and delivered == len(outbox) == received_once
             and self.receiver.bad_signatures == 0
             and all(self.kills[c] >= min(2, self.args.kills) for c in COMPONENTS)
+            and self.kills["worker-stop"] >= self.args.stops
         )
         print("CHAOS", "PASSED" if ok else "FAILED")
         if self.args.out:
@@ -383,12 +450,14 @@ def main() -> int:
     ap.add_argument(
         "--kills", type=int, default=None, help="kills per component (default 3; 2 quick)"
     )
+    ap.add_argument("--stops", type=int, default=None, help="graceful worker stops (default 3)")
     ap.add_argument("--seed", type=int, default=int(time.time()) % 10_000)
     ap.add_argument("--home", help="state folder (default: a scratch folder under .peerlearn/)")
     ap.add_argument("--out", help="write the figures as JSON here")
     args = ap.parse_args()
     args.cycles = args.cycles or (10 if args.quick else 50)
     args.kills = args.kills or (2 if args.quick else 3)
+    args.stops = 3 if args.stops is None else args.stops
     chaos = Chaos(args)
     try:
         code = asyncio.run(chaos.main())
