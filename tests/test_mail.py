@@ -298,7 +298,6 @@ async def test_who_receives_what_in_which_language(
     assert rows[0]["msg"]["Subject"].startswith("Przypomnienie 1:")
     assert "Łódź agency" in body and body.startswith("Dzień dobry Bea Nowak")
 
-    # the escalation goes to the programme's manager only, naming who is missing
     mark = await _last_id(pool)
     await cyc.add(
         EventType.NOTES_OVERDUE,
@@ -311,7 +310,12 @@ async def test_who_receives_what_in_which_language(
     )
     await acts.deliver_mail(cyc.id)
     rows = await _caught(pool, mark)
-    assert [_to(r) for r in rows] == ["max@esca.org"]
+    # the escalation to the programme's manager only, naming who is missing; the
+    # closed window also sends the host its peers' feedback (tests/test_feedback.py)
+    assert [(_to(r), r["msg"]["X-Peerlearn-Kind"]) for r in rows] == [
+        ("max@esca.org", "escalation"),
+        ("axel@a.se", "feedback"),
+    ]
     assert (
         "Partners without notes: Łódź agency." in rows[0]["msg"].get_body(("plain",)).get_content()
     )
