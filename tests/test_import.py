@@ -479,3 +479,55 @@ async def test_control_characters_go_through_the_note_text_rule(
     [error] = r.json()["errors"]
     assert error["line"] == 1 and words in error["reason"]
     assert await _rows(ctx, "SELECT id FROM programmes WHERE id = %s", pid) == []
+
+
+async def test_an_import_is_mined_with_its_real_dates(
+    ctx: Ctx, model_dir: Any, temporal_env: WorkflowEnvironment
+) -> None:
+    """The whole path: POST /v1/imports starts ThemeMining over the programme;
+    its reconciliation step mines the imported notes (no cycle workflow ever
+    saw them), and their statements carry the meetings' dates, so trends span
+    the years the history covers."""
+    from mining_support import mining_settings
+    from temporalio.worker import Worker
+
+    from activities.mining import MiningActivities
+    from peerlearn.mining import miner as miners
+    from workflows.mining import MiningProgress, ThemeMining
+
+    c = ctx
+    settings = mining_settings(model_dir, c.database_url)
+    await miners.get_miner_async(settings)
+    acts = MiningActivities(c.pool, settings)
+    api_settings = Settings(
+        database_url=c.database_url,
+        temporal_address=temporal_env.client.service_client.config.target_host,
+        task_queue=settings.task_queue,
+        load_demo=False,
+    )
+    pid = "mined-" + uuid.uuid4().hex[:6]
+    async with (
+        Worker(
+            temporal_env.client,
+            task_queue=settings.task_queue,
+            workflows=[ThemeMining],
+            activities=acts.all(),
+        ),
+        api_client(create_app(api_settings), admin_headers(c.database_url)) as client,
+    ):
+        r = await client.post("/v1/imports", content=_jsonl(_history(pid)), headers=NDJSON)
+        assert r.status_code == 201, r.text
+        [run_id] = r.json()["mining_runs"]
+        progress = await temporal_env.client.get_workflow_handle(
+            workflow_id_for_run(run_id), result_type=MiningProgress
+        ).result()
+    assert progress.status == "completed"
+    rows = await _rows(
+        c,
+        "SELECT n.id, count(s.id) AS statements, min(s.source_date) AS day"
+        " FROM notes n LEFT JOIN statements s ON s.note_id = n.id"
+        " WHERE n.programme_id = %s GROUP BY n.id",
+        pid,
+    )
+    assert len(rows) == 5 and all(r["statements"] >= 1 for r in rows), rows
+    assert {r["day"].year for r in rows} == {2023, 2024}
