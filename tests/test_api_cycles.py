@@ -563,3 +563,136 @@ async def test_rebuild_equals_live(ctx: Ctx) -> None:
     assert counts["cycles"] == len(live["cycles"])
     for table in projections.PROJECTION_TABLES:
         assert rebuilt[table] == live[table], table
+
+
+# ---- crafted input never gives 5xx (issue 10) ----------------------------------------------
+
+
+def _problem(r: httpx.Response, status: int, *words: str) -> None:
+    assert r.status_code == status, r.text
+    assert r.headers["content-type"].startswith("application/problem+json"), r.headers
+    for w in words:
+        assert w in r.json()["detail"], (w, r.text)
+
+
+NOTE_BODIES = [
+    # (name, content type or None, body, words the problem must name)
+    ("text-plain-nul", "text/plain", b"a\x00b", ["NUL", "position 1"]),
+    ("markdown-escape", "text/markdown", b"## ok\n\x1b[31mred", ["U+001B", "line 2"]),
+    ("json-without-type-nul", None, b'{"author_organisation": "vaxa", "language": "en",'
+     b' "text": "a\\u0000b"}', ["NUL"]),
+    ("json-without-type-surrogate", None, b'{"author_organisation": "vaxa", "language": "en",'
+     b' "text": "x\\ud800"}', ["column"]),  # the JSON parser's own refusal
+    ("json-bell", "application/json", b'{"author_organisation": "vaxa", "language": "en",'
+     b' "text": "ding\\u0007"}', ["U+0007", "position 4"]),
+    ("json-nul", "application/json", b'{"author_organisation": "vaxa", "language": "en",'
+     b' "text": "a\\u0000b"}', ["NUL"]),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("ctype", "body", "words"), [b[1:] for b in NOTE_BODIES], ids=[b[0] for b in NOTE_BODIES]
+)
+async def test_a_note_with_control_characters_is_422_in_every_body_format(
+    flow: Flow, held: Started, ctype: str | None, body: bytes, words: list[str]
+) -> None:
+    before = await _count(flow.c, held.cid)
+    url = f"/v1/cycles/{held.cid}/meetings/kickoff/notes?author_organisation=vaxa&language=en"
+    # httpx would add a Content-Type for content=; a raw request sends none
+    req = flow.client.build_request("POST", url, content=body)
+    if ctype is None:
+        req.headers.pop("content-type", None)
+    else:
+        req.headers["content-type"] = ctype
+    r = await flow.client.send(req)
+    _problem(r, 422, *words)
+    assert await _count(flow.c, held.cid) == before
+    ok = await _post_note(flow, held.cid, {"author_organisation": "vaxa", "language": "en",
+                                           "text": "Tabs\tand\r\nnewlines are fine."})  # fmt: skip
+    assert ok.status_code == 201, ok.text
+
+
+def _crafted_cycles(now: datetime) -> list[tuple[str, dict[str, Any]]]:
+    meeting = {"kind": "kickoff", "starts_at": _iso(now + FAR)}
+    many = [0.001 * i for i in range(1, 2000)]
+    in_50_years = _iso(now + timedelta(days=50 * 366))
+    return [
+        ("notes-due-1e10", {"policies": {"notes_due_after_days": 1e10}}),
+        ("reminder-1e300", {"policies": {"reminder_offsets_days": [1e300]}}),
+        ("reminder-negative", {"policies": {"reminder_offsets_days": [-1]}}),
+        ("reminders-thousands", {"policies": {"reminder_offsets_days": many}}),
+        ("reminder-twice", {"policies": {"reminder_offsets_days": [1, 1]}}),
+        ("follow-up-1e10", {"policies": {"follow_up_after_days": 1e10}}),
+        ("meeting-year-9999", {"meetings": [{**meeting, "starts_at": "9999-06-01T10:00:00Z"}]}),
+        ("meeting-in-50-years", {"meetings": [{**meeting, "starts_at": in_50_years}]}),
+        ("ends-at-9999", {"ends_at": "9999-12-31T23:59:59Z"}),
+        ("ends-at-2090", {"ends_at": "2090-01-01T00:00:00Z"}),
+    ]  # fmt: skip
+
+
+@pytest.mark.parametrize("name", [n for n, _ in _crafted_cycles(datetime.now(UTC))])
+async def test_crafted_cycle_fields_are_422_not_500(flow: Flow, name: str) -> None:
+    now = datetime.now(UTC)
+    change = dict(_crafted_cycles(now))[name]
+    body = {**_cycle_body(flow.pid, now), **change}
+    r = await flow.client.post("/v1/cycles", json=body)
+    _problem(r, 422)
+    assert not await _has_row(flow.c, body["cycle_id"])
+
+
+@pytest.mark.parametrize("literal", ["Infinity", "-Infinity", "NaN"])
+async def test_non_finite_numbers_are_422(flow: Flow, literal: str) -> None:
+    body = json.dumps(_cycle_body(flow.pid, datetime.now(UTC)))
+    body = body.replace('"prep_pack_lead_days": 1', f'"notes_due_after_days": {literal}')
+    r = await flow.client.post(
+        "/v1/cycles", content=body, headers={"Content-Type": "application/json"}
+    )
+    assert r.status_code in (400, 422), r.text
+    assert r.headers["content-type"].startswith("application/problem+json")
+
+
+@pytest.mark.parametrize("zone", ["localtime", "posixrules", "Factory", "../../etc/passwd"])
+async def test_time_zones_outside_the_iana_list_are_422(flow: Flow, zone: str) -> None:
+    r = await flow.client.post(
+        "/v1/programmes", json={"name": "x", "time_zone": zone, "partners": PARTNERS}
+    )
+    _problem(r, 422, "time zone")
+
+
+async def test_list_filters_and_cursors_we_never_issued_are_4xx(flow: Flow) -> None:
+    for params, status in (
+        ({"status": "bogus"}, 422),
+        ({"phase": "nonsense"}, 422),
+        ({"cursor": "AA"}, 400),
+        ({"cursor": "W3siYSI6MX1d"}, 400),  # [{"a":1}]
+    ):
+        r = await flow.client.get("/v1/cycles", params=params)
+        _problem(r, status)
+
+
+async def test_held_at_before_the_cycle_or_in_1970_is_422(flow: Flow, started: Started) -> None:
+    url = f"/v1/cycles/{started.cid}/meetings/kickoff/held"
+    for held_at in ("1970-01-01T00:00:00Z", _iso(started.now - timedelta(days=2))):
+        r = await flow.client.post(url, json={"held_at": held_at})
+        _problem(r, 422, "held_at")
+
+
+async def test_an_idempotency_key_reused_for_another_note_is_409(flow: Flow, held: Started) -> None:
+    note = {"author_organisation": "vaxa", "language": "en", "text": "First version."}
+    assert (await _post_note(flow, held.cid, note, key="once")).status_code == 201
+    assert (await _post_note(flow, held.cid, note, key="once")).status_code == 200
+    for change, field in (
+        ({"text": "Second version."}, "text"),
+        ({"author_organisation": "lodz"}, "author_organisation"),
+        ({"language": "sv"}, "language"),
+    ):
+        r = await _post_note(flow, held.cid, {**note, **change}, key="once")
+        _problem(r, 409, "once", field)
+    # the same key on another meeting is another note: refused too
+    r = await flow.client.post(
+        f"/v1/cycles/{held.cid}/meetings/visit-1/notes",
+        json=note,
+        headers={"Idempotency-Key": "once"},
+    )
+    _problem(r, 409, "meeting_id")
+    assert (await event_types(flow.c.pool, held.cid)).count("NotesSubmitted") == 1

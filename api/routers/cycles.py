@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import UTC, datetime, timedelta
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Query, Request, status
 from psycopg.rows import dict_row
@@ -51,6 +51,13 @@ _ERRORS: dict[int | str, dict[str, Any]] = {
 }
 
 
+# How far ahead a cycle may plan (the schema bounds the policies; this the dates).
+MAX_HORIZON = timedelta(days=3653)
+
+CycleStatusName = Literal["running", "paused", "completed", "cancelled"]
+PhaseName = Literal["kickoff", "meetings", "wrap_up", "follow_up", "completed", "cancelled"]
+
+
 def _days(d: float) -> timedelta:
     return timedelta(days=d)
 
@@ -70,6 +77,10 @@ def build_input(
         seen.add(mid)
         if m.starts_at <= now:
             raise Problem(422, f"{where}: starts_at {m.starts_at.isoformat()} is in the past")
+        if m.starts_at > now + MAX_HORIZON:
+            raise Problem(
+                422, f"{where}: starts_at {m.starts_at.isoformat()} is more than 10 years ahead"
+            )
         if m.kind == "site_visit" and not m.host:
             raise Problem(422, f"{where}: a site visit needs a host partner")
         if m.host is not None and m.host not in partners:
@@ -94,6 +105,8 @@ def build_input(
     ends_at = body.ends_at.astimezone(UTC) if body.ends_at else last_end + timedelta(days=60)
     if ends_at < last_end:
         raise Problem(422, f"ends_at {ends_at.isoformat()} is before the last meeting ends")
+    if ends_at > now + MAX_HORIZON + timedelta(days=366):
+        raise Problem(422, f"ends_at {ends_at.isoformat()} is more than 11 years ahead")
     pol = body.policies
     return CycleInput(
         cycle_id=cycle_id,
@@ -167,12 +180,8 @@ async def list_cycles(
     settings: SettingsDep,
     principal: CurrentPrincipal,
     programme_id: Annotated[str | None, Query(description="Only this programme")] = None,
-    status_: Annotated[
-        str | None, Query(alias="status", description="running, paused, completed or cancelled")
-    ] = None,
-    phase: Annotated[
-        str | None, Query(description="kickoff, meetings, wrap_up, follow_up, ...")
-    ] = None,
+    status_: Annotated[CycleStatusName | None, Query(alias="status")] = None,
+    phase: Annotated[PhaseName | None, Query()] = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 50,
     cursor: Annotated[str | None, Query(description="next_cursor of the previous page")] = None,
 ) -> dict[str, Any]:

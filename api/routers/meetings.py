@@ -154,6 +154,12 @@ async def mark_held(
     now = datetime.now(UTC)
     if body.held_at is not None and body.held_at > now:
         raise Problem(422, "held_at: a meeting cannot be held in the future")
+    began = row.get("created_at")
+    if body.held_at is not None and began is not None and body.held_at < began:
+        raise Problem(
+            422,
+            f"held_at: {body.held_at.isoformat()} is before the cycle began ({began.isoformat()})",
+        )
     st = await cycle_ops.live_status(client, cycle_id)
     if st is None:
         raise Problem(503, "the cycle's worker did not answer; try again")

@@ -131,6 +131,7 @@ async def submit_notes(
     partners = [p["id"] for p in programme["partners"]] if programme else None
     principal.check_organisation(note.author_organisation, partners)
     key = idempotency_key or note.client_key or uuid.uuid4().hex
+    await _check_key_reuse(pool, cycle_id, meeting_id, key, note)
     out = await cycle_ops.run_update(
         client,
         row,
@@ -152,6 +153,37 @@ async def submit_notes(
     return NoteSubmitted(note_id=out.note_id, duplicate=out.duplicate)
 
 
+async def _check_key_reuse(
+    pool: Pool, cycle_id: str, meeting_id: str, key: str, note: NoteCreate
+) -> None:
+    """An idempotency key names one note: the same key again with the same
+    note is a duplicate (200, the stored id), with anything different a 409,
+    as payment APIs answer, instead of silently returning the other note."""
+    async with pool.connection() as conn, conn.cursor(row_factory=dict_row) as cur:
+        await cur.execute(
+            "SELECT meeting_id, author_organisation, language, text, format FROM notes"
+            " WHERE cycle_id = %s AND client_key = %s",
+            (cycle_id, key),
+        )
+        stored = await cur.fetchone()
+    if stored is None:
+        return
+    sent = {
+        "meeting_id": meeting_id,
+        "author_organisation": note.author_organisation,
+        "language": note.language,
+        "text": note.text,
+        "format": note.format,
+    }
+    differs = [k for k, v in sent.items() if stored[k] != v]
+    if differs:
+        raise Problem(
+            409,
+            f"Idempotency-Key {key!r} was already used for a different note"
+            f" ({', '.join(differs)} differ); use a new key for a new note",
+        )
+
+
 @router.get("/notes", response_model=NotePage, responses={404: {"description": "Unknown cycle"}})
 async def list_notes(
     cycle_id: str,
@@ -164,14 +196,19 @@ async def list_notes(
     await cycle_ops.visible_cycle(
         pool, getattr(request.app.state, "temporal", None), cycle_id, principal
     )
-    sql = "SELECT * FROM notes WHERE cycle_id = %s"
+    # late: the note came after its meeting's note window closed
+    sql = (
+        "SELECT n.*, (m.window_closed_at IS NOT NULL AND n.submitted_at > m.window_closed_at)"
+        " AS late FROM notes n JOIN meetings m ON m.cycle_id = n.cycle_id AND m.id = n.meeting_id"
+        " WHERE n.cycle_id = %s"
+    )
     params: list[Any] = [cycle_id]
     if principal.notes_organisation is not None:  # partners: their own raw notes only
-        sql += " AND author_organisation = %s"
+        sql += " AND n.author_organisation = %s"
         params.append(principal.notes_organisation)
     if meeting_id:
-        sql += " AND meeting_id = %s"
+        sql += " AND n.meeting_id = %s"
         params.append(meeting_id)
     async with pool.connection() as conn, conn.cursor(row_factory=dict_row) as cur:
-        await cur.execute(sql + " ORDER BY submitted_at, id", params)
+        await cur.execute(sql + " ORDER BY n.submitted_at, n.id", params)
         return {"items": await cur.fetchall()}

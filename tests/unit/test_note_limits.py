@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from api.limits import check_json_body, check_note_text, page_size
+from api.limits import check_json_body, check_note_text, page_size, validate_note_text
 from api.problems import Problem
 from peerlearn.settings import Settings
 
@@ -48,3 +48,33 @@ def test_page_size_bounds(settings: Settings) -> None:
     for bad in (0, 21):
         with pytest.raises(Problem):
             page_size(bad, settings)
+
+
+@pytest.mark.parametrize(
+    ("text", "words"),
+    [
+        ("a\x00b", ["NUL", "position 1", "line 1, column 2"]),
+        ("ok\nx\ud800", ["surrogate", "U+D800", "line 2, column 2"]),
+        ("\x1b[31m", ["U+001B", "position 0"]),
+        ("bell\x07", ["U+0007"]),
+        ("del\x7f", ["U+007F"]),
+        ("c1\x85", ["U+0085"]),
+        ("page\x0cbreak", ["U+000C"]),
+    ],
+)
+def test_validate_note_text_names_the_character_and_where(text: str, words: list[str]) -> None:
+    with pytest.raises(Problem) as exc:
+        validate_note_text(text)
+    assert exc.value.status == 422
+    for w in words:
+        assert w in exc.value.detail
+
+
+def test_tabs_newlines_and_any_script_are_fine() -> None:
+    text = "Tab\there\r\nWindows line\nŁódź, Växa, 東京, emoji 🎉, RTL שלום"
+    assert validate_note_text(text) is text
+
+
+def test_check_note_text_applies_the_character_rule_first(settings: Settings) -> None:
+    with pytest.raises(Problem, match="NUL"):
+        check_note_text(" \x00 ", settings)  # not "empty": the worse problem is named
