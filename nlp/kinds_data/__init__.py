@@ -1,0 +1,1 @@
+"""Labelled statements and the shipped weights of the kind classifier (nlp.kinds)."""
