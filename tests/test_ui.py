@@ -298,12 +298,32 @@ def test_analyst_page_in_chromium(
             expect(page.locator(".keyphrases")).to_contain_text("personal calls")
             page.wait_for_selector("#theme-trend .main-svg .bars .point", state="attached")
             expect(page.locator(".rep-lang")).to_have_count(3)
-            expect(page.locator(".practices > li").first).to_be_visible()
-            assert page.locator(".practices > li").count() >= 3
+            # the miner's title and its titles in other languages
+            expect(page.locator(".theme-head .titles")).to_contain_text(
+                "zaangażowanie członków w czasie kryzysu"
+            )
+            # one idea, one practice: the best practice said in three languages is one
+            # entry with its other wordings, each non-English one with an English gloss
+            ideas = page.locator(".practices > li")
+            expect(ideas.first).to_be_visible()
+            assert 1 <= ideas.count() < 6, ideas.count()  # 6 practice statements in the theme
+            assert ideas.count() == seeded["ideas_in_crisis"]
+            multi = page.locator(".practices > li:has(.wordings)").first
+            expect(multi.locator(".wording")).to_have_count(2)
+            expect(multi.locator("blockquote")).to_contain_text("called each member firm")
+            expect(multi.locator(".wording .gloss").first).to_contain_text(
+                "similar English statement (not a translation)"
+            )
+            expect(multi.locator(".wording .gloss").first).to_contain_text("called each member")
             expect(page.locator(".practices .sources").first).to_contain_text("dublin-health")
+            rep_gloss = page.locator(".rep-lang li .gloss")
+            expect(rep_gloss.first).to_be_visible()
+            assert page.locator(".rep-lang h3:has-text('English') ~ ul .gloss").count() == 0
             expect(page.locator("#sources-title")).to_be_visible()
             page.mouse.move(0, 0)
             page.screenshot(path=shots / "3-theme.png", full_page=True)
+            page.locator(".practices").screenshot(path=shots / "3-theme-practices.png")
+            page.locator(".reps").screenshot(path=shots / "3-theme-glosses.png")
 
             # Search in Polish: hits in other languages too, each with its theme.
             page.fill("#search-q", "jak utrzymać zaangażowanie członków w czasie kryzysu")
@@ -315,6 +335,9 @@ def test_analyst_page_in_chromium(
             badges = page.locator("#search-results .lang").all_inner_texts()
             langs = {x.strip().upper() for x in badges}
             assert {"EN", "SV", "PL"} <= langs
+            expect(page.locator("#search-results .hit .gloss").first).to_contain_text(
+                "not a translation"
+            )
             page.screenshot(path=shots / "4-search.png", full_page=True)
         except Exception:
             page.screenshot(path=shots / "failure.png", full_page=True)

@@ -10,6 +10,7 @@ tables; the texts are this project's own.
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import json
 from datetime import UTC, date, datetime, timedelta
@@ -132,6 +133,17 @@ THEMES: dict[str, tuple[str, list[str], list[tuple[str, str, str]]]] = {
         ],
     ),
 }
+# the miner's titles per language (nlp.titles), as the store writes them (migration 0014)
+TITLES: dict[str, dict[str, str]] = {
+    "th-crisis": {
+        "en": "Member engagement in a crisis",
+        "sv": "medlemmarna engagerade under krisen",
+        "pl": "zaangażowanie członków w czasie kryzysu",
+    },
+    "th-online": {"en": "Running good online meetings"},
+    "th-funding": {"en": "Diversifying cluster funding"},
+    "th-onboarding": {"en": "Onboarding new members", "sv": "välkomstmöte för nya medlemmar"},
+}
 UNASSIGNED = [("en", "other", "The venue was close to the railway station.")]
 
 CYCLES = [  # cycle id, programme, first month of its statements
@@ -241,12 +253,14 @@ def seed(conninfo: str, model_dir: Path) -> dict[str, Any]:
                     langs[r["language"]] = langs.get(r["language"], 0) + 1
                     reps.setdefault(r["language"], []).append(r["id"])
                 cur.execute(
-                    "INSERT INTO themes (id, label, keyphrases, size, languages, representatives,"
-                    " cycles, organisations, programmes, first_seen, last_seen) VALUES"
-                    " (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)",
+                    "INSERT INTO themes (id, label, title, titles, keyphrases, size, languages,"
+                    " representatives, cycles, organisations, programmes, first_seen, last_seen)"
+                    " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)",
                     (
                         theme_id,
                         label,
+                        label,
+                        json.dumps(TITLES.get(theme_id, {})),
                         json.dumps(keyphrases),
                         len(members),
                         json.dumps(langs),
@@ -285,7 +299,30 @@ def seed(conninfo: str, model_dir: Path) -> dict[str, Any]:
                     (pid, name, now, now),
                 )
             _seed_cycle(cur, now)
-    return {"statements": len(rows), "themes": len(THEMES)}
+    asyncio.run(_refresh_ideas(conninfo, list(THEMES)))
+    with psycopg.connect(conninfo) as conn:
+        found = conn.execute(
+            "SELECT count(*) FROM theme_practices WHERE theme_id = 'th-crisis'"
+        ).fetchone()
+    return {
+        "statements": len(rows),
+        "themes": len(THEMES),
+        "ideas_in_crisis": int(found[0]) if found else 0,
+    }
+
+
+async def _refresh_ideas(conninfo: str, theme_ids: list[str]) -> int:
+    """One-idea practices and English glosses through the mining store's own
+    code (what a re-mine writes), on the seeded statements."""
+    from pgvector.psycopg import register_vector_async
+
+    from peerlearn.mining import store
+
+    async with await psycopg.AsyncConnection.connect(conninfo) as conn:
+        await register_vector_async(conn)
+        n = await store.refresh_ideas(conn, theme_ids)
+        await conn.commit()
+    return n
 
 
 def _seed_cycle(cur: psycopg.Cursor[Any], now: datetime) -> None:

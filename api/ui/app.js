@@ -351,11 +351,11 @@ function renderRecurrenceRows(items) {
     ...items.map((t) => {
       const r = recurrenceOf(t);
       const cycles = asCount(r.cycles);
-      state.themeLabels.set(t.id, t.label);
+      state.themeLabels.set(t.id, t.title || t.label);
       return h("tr", { "data-theme": t.id },
         h("th", { scope: "row", class: "theme-cell" },
           h("span", { class: "swatch", style: { background: colourFor(t.id) }, "aria-hidden": "true" }),
-          h("a", { href: `#/themes/${encodeURIComponent(t.id)}` }, t.label || t.id),
+          h("a", { href: `#/themes/${encodeURIComponent(t.id)}` }, t.title || t.label || t.id),
           h("span", { class: "muted small kp" }, keyphrasesOf(t).slice(0, 3).join(" · ")),
         ),
         h("td", { class: "num strong" }, cycles),
@@ -442,14 +442,26 @@ function sourceLine(s) {
   return h("span", { class: "source" }, bits.join(" · "), date ? ` · ${fmtDate(date)}` : "");
 }
 
+// An English statement of the same theme close to a non-English one: shown as
+// what it is (a similar statement), never as a translation.
+function glossEl(g) {
+  if (!g || !g.english_text) return null;
+  return h("p", { class: "gloss small", title: `similarity ${Number(g.similarity).toFixed(2)}` },
+    h("span", { class: "gloss-label" }, `${g.label || "similar English statement (not a translation)"}: `),
+    h("span", { lang: "en" }, g.english_text));
+}
+
 function practiceItem(p, i) {
-  const text = pick(p, "text", "statement.text") || "";
+  const text = pick(p, "title", "text", "statement.text") || "";
   const kind = pick(p, "kind") || "practice";
   const cycles = asCount(pick(p, "support_cycles", "support.cycles", "cycles") ?? 1);
   const orgs = asCount(pick(p, "support_organisations", "support.organisations", "organisations") ?? 1);
   const sources = pick(p, "sources") || (p.source ? [p.source] : []);
-  const lang = pick(p, "language", "statement.language");
-  return h("li", { class: "practice" },
+  const lang = pick(p, "title_language", "language", "statement.language");
+  const wordings = Object.entries(p.wordings || {});
+  const head = (p.wordings || {})[lang];
+  const others = wordings.filter(([l]) => l !== lang);
+  return h("li", { class: "practice", "data-practice": p.id || "" },
     h("div", { class: "practice-head" },
       h("span", { class: `kind kind-${kind}` }, humanise(kind)),
       lang ? langBadge(lang) : null,
@@ -458,6 +470,13 @@ function practiceItem(p, i) {
       p.audience && kind === "recommendation" ? h("span", { class: "muted small" }, `for ${humanise(p.audience)}`) : null,
     ),
     h("blockquote", { lang: lang || undefined }, text),
+    head && lang !== "en" ? glossEl(head.gloss) : null,
+    others.length
+      ? h("ul", { class: "wordings", "aria-label": "the same idea in other languages" },
+        others.map(([l, w]) => h("li", { class: "wording" },
+          langBadge(l), " ", h("span", { lang: l }, w.text),
+          l !== "en" ? glossEl(w.gloss) : null)))
+      : null,
     sources.length
       ? h("p", { class: "sources small" }, "Said by ", sources.slice(0, 6).map((s, j) => [
         j ? ", " : "",
@@ -482,7 +501,9 @@ async function viewTheme(id, seq) {
   }
   await loadMap().catch(() => null); // colours follow the map's order (cached after the first)
   if (seq !== routeSeq) return;
-  document.title = `${theme.label} · peerlearn`;
+  const title = theme.title || theme.label || theme.id;
+  const otherTitles = Object.entries(theme.titles || {}).filter(([, t]) => t && t !== title);
+  document.title = `${title} · peerlearn`;
   const r = recurrenceOf(theme);
   const langs = Object.entries(theme.languages || {}).sort((a, b) => b[1] - a[1]);
   const months = fillMonths(theme.trend || (theme.recurrence && theme.recurrence.trend) || []);
@@ -495,7 +516,11 @@ async function viewTheme(id, seq) {
     h("header", { class: "theme-head" },
       h("span", { class: "swatch big", style: { background: colourFor(theme.id) }, "aria-hidden": "true" }),
       h("div", {},
-        h("h1", { id: "theme-title", tabindex: "-1" }, theme.label || theme.id),
+        h("h1", { id: "theme-title", tabindex: "-1" }, title),
+        otherTitles.length
+          ? h("p", { class: "titles small muted" }, otherTitles.map(([l, t], j) => [
+            j ? " · " : "", langBadge(l), " ", h("span", { lang: l }, t)]))
+          : null,
         h("p", { class: "keyphrases" }, keyphrasesOf(theme).map((k) => h("span", { class: "chip" }, k))),
       ),
     ),
@@ -520,13 +545,15 @@ async function viewTheme(id, seq) {
           ? h("div", { class: "reps" }, [...reps.entries()].map(([l, list]) =>
             h("div", { class: "rep-lang" },
               h("h3", {}, langBadge(l), " ", languageName(l)),
-              h("ul", {}, list.slice(0, 3).map((s) => h("li", { lang: l }, typeof s === "string" ? s : s.text))),
+              h("ul", {}, list.slice(0, 3).map((s) => h("li", {},
+                h("span", { lang: l }, typeof s === "string" ? s : s.text),
+                typeof s === "string" || l === "en" ? null : glossEl(s.gloss)))),
             )))
           : h("p", { class: "empty" }, "No representative statements."),
       ),
     ),
     h("section", { class: "card", "aria-labelledby": "practices-title" },
-      h("h2", { id: "practices-title" }, "Practices and lessons, ranked by independent support"),
+      h("h2", { id: "practices-title" }, "Practices and lessons, one per idea, ranked by independent support"),
       practices.length ? h("ol", { class: "practices" }, practices.slice(0, 20).map(practiceItem)) : h("p", { class: "empty" }, "No lessons, recommendations or best practices in this theme yet."),
     ),
     sources.length
@@ -624,6 +651,7 @@ async function viewSearch(params, seq) {
           typeof score === "number" ? h("span", { class: "score", title: "cosine similarity" }, score.toFixed(2)) : null,
         ),
         h("p", { class: "hit-text", lang: lang || undefined }, pick(x, "text", "statement.text") || ""),
+        lang !== "en" ? glossEl(x.gloss) : null,
         sourceLine(x.source || x),
       );
     }),

@@ -655,21 +655,31 @@ def _ideas_all(
     found: list[Row], models: dict[str, ThemeModel | None], run_id: str | None
 ) -> tuple[list[tuple[object, ...]], list[tuple[object, ...]]]:
     """Rows of ``theme_practices`` and ``statement_glosses`` for the themes in ``found``."""
-    by_theme: dict[str, list[Row]] = {}
-    for r in found:
-        by_theme.setdefault(r["theme_id"], []).append(r)
+    by_theme: dict[str, list[int]] = {}
+    for i, r in enumerate(found):
+        by_theme.setdefault(r["theme_id"], []).append(i)
+    # language-debiased vectors: with the scope's model means, else means
+    # estimated over every fetched statement of the scope (not one theme: a
+    # theme's own language means would also remove what its statements share)
+    vectors = np.zeros((len(found), 0), np.float32)
+    if found:
+        raw_all = np.stack([as_array(r["embedding"]) for r in found])
+        vectors = np.zeros_like(raw_all)
+        for scope in sorted({r["scope"] for r in found}):
+            sel = [i for i, r in enumerate(found) if r["scope"] == scope]
+            model = models.get(scope)
+            vectors[sel] = practice_vectors(
+                raw_all[sel],
+                [found[i]["language"] for i in sel],
+                model.language_means if model is not None else None,
+                model.global_mean if model is not None else None,
+            )
     ideas: list[tuple[object, ...]] = []
     glosses: list[tuple[object, ...]] = []
-    for tid, rs in sorted(by_theme.items()):
-        model = models.get(rs[0]["scope"])
+    for tid, members in sorted(by_theme.items()):
+        rs = [found[i] for i in members]
         langs = [r["language"] for r in rs]
-        raw = np.stack([as_array(r["embedding"]) for r in rs])
-        vecs = practice_vectors(
-            raw,
-            langs,
-            model.language_means if model is not None else None,
-            model.global_mean if model is not None else None,
-        )
+        vecs = vectors[members]
         pi = [i for i, r in enumerate(rs) if r["kind"] in PRACTICE_KINDS]
         grouped = group_practices(
             [rs[i]["id"] for i in pi],
@@ -678,7 +688,7 @@ def _ideas_all(
             [langs[i] for i in pi],
             [rs[i]["organisation_id"] for i in pi],
             [rs[i]["cycle_id"] for i in pi],
-            vecs[pi] if pi else np.zeros((0, raw.shape[1]), np.float32),
+            vecs[pi] if pi else np.zeros((0, vecs.shape[1]), np.float32),
         )
         row_of = {r["id"]: r for r in rs}
         for rank, p in enumerate(grouped, 1):
