@@ -24,7 +24,8 @@ from psycopg_pool import AsyncConnectionPool
 from temporalio.testing import WorkflowEnvironment
 
 from api.main import create_app
-from peerlearn import projections
+from peerlearn import eventstore, projections
+from peerlearn.events import EventType
 from peerlearn.settings import Settings
 from workflows.types import CycleResult, workflow_id_for
 
@@ -696,3 +697,81 @@ async def test_an_idempotency_key_reused_for_another_note_is_409(flow: Flow, hel
     )
     _problem(r, 409, "meeting_id")
     assert (await event_types(flow.c.pool, held.cid)).count("NotesSubmitted") == 1
+
+
+async def test_status_of_a_cycle_stored_with_an_extreme_end_is_not_500(flow: Flow) -> None:
+    """A cycle row written before dates were bounded (ends_at 9999-12-31, which
+    overflows in any zone east of UTC): status still answers, from the read model."""
+    cid = "edge-" + uuid.uuid4().hex[:6]
+    now = datetime.now(UTC)
+    async with flow.c.pool.connection() as conn, conn.transaction():
+        await eventstore.append(
+            conn,
+            stream_id=cid,
+            type=EventType.CYCLE_STARTED,
+            payload={
+                "programme_id": flow.pid,
+                "workflow_id": workflow_id_for(cid),
+                "title": "Edge",
+                "phase": "kickoff",
+                "time_zone": "Europe/Warsaw",
+                "partners": ["vaxa"],
+                "policies": {},
+                "ends_at": "9999-12-31T23:59:59+00:00",
+                "meetings": [
+                    {
+                        "meeting_id": "kickoff",
+                        "kind": "kickoff",
+                        "starts_at": _iso(now + FAR),
+                        "ends_at": _iso(now + FAR + timedelta(hours=1)),
+                    }
+                ],
+            },
+            idempotency_key=f"{cid}:started",
+            occurred_at=now,
+        )
+    r = await flow.client.get(f"/v1/cycles/{cid}")
+    assert r.status_code == 200, r.text
+    assert r.json()["source"] == "read_model"
+    assert r.json()["ends_at"]["utc"].startswith("9999-12-31")
+
+
+async def test_a_note_after_the_window_closed_is_accepted_flagged_and_counted(
+    flow: Flow,
+) -> None:
+    now = datetime.now(UTC)
+    s = 1 / 86400
+    soon = _iso(now + timedelta(seconds=2))
+    body = {
+        **_cycle_body(flow.pid, now),
+        "meetings": [
+            {"meeting_id": "kickoff", "kind": "kickoff", "starts_at": soon,
+             "duration_minutes": 0.01},
+            {"meeting_id": "later", "kind": "webinar", "starts_at": _iso(now + FAR)},
+        ],
+        "policies": {"notes_due_after_days": 2 * s, "reminder_offsets_days": [1 * s],
+                     "prep_pack_lead_days": 0},
+    }  # fmt: skip
+    r = await flow.client.post("/v1/cycles", json=body)
+    assert r.status_code == 201, r.text
+    cid = r.json()["cycle_id"]
+
+    async def window_closed() -> bool:
+        types = await event_types(flow.c.pool, cid)
+        return "NotesOverdue" in types or "NoteWindowClosed" in types
+
+    await _wait_for(window_closed, within=30)
+    note = {"author_organisation": "vaxa", "language": "en", "text": "Late but useful."}
+    r = await _post_note(flow, cid, note)
+    assert r.status_code == 201, r.text
+    notes = (await flow.client.get(f"/v1/cycles/{cid}/notes")).json()["items"]
+    assert [n["late"] for n in notes] == [True]
+    st = (await flow.client.get(f"/v1/cycles/{cid}")).json()
+    kickoff = next(m for m in st["meetings"] if m["meeting_id"] == "kickoff")
+    assert (kickoff["note_count"], kickoff["late_notes"]) == (1, 1)
+    async with flow.c.pool.connection() as conn, conn.cursor(row_factory=dict_row) as cur:
+        await cur.execute(
+            "SELECT payload FROM events WHERE stream_id = %s AND type = 'NotesSubmitted'", (cid,)
+        )
+        row = await cur.fetchone()
+    assert row is not None and row["payload"]["late"] is True
