@@ -21,6 +21,7 @@ from peerlearn.readside.report import (
     build_report,
     extract_action_items,
     load_cycle,
+    load_names,
     render_markdown,
 )
 from peerlearn.settings import Settings
@@ -43,7 +44,8 @@ class ReportActivities:
             if rows is None:
                 raise RuntimeError(f"cycle {inp.cycle_id!r} has no read model yet")
             # The cycle's action items are not projected yet: they come from its notes.
-            actions = extract_action_items(rows.meetings, rows.notes, inp.follow_up_at)
+            partners = (await load_names(conn, rows.cycle["programme_id"])).organisations
+            actions = extract_action_items(rows.meetings, rows.notes, inp.follow_up_at, partners)
             report = await build_report(
                 conn,
                 SYSTEM,

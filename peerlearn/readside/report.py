@@ -180,6 +180,8 @@ class ActionItem:
     due_at: str | None
     meeting_id: str | None
     cycle_id: str | None = None
+    owner_name: str | None = None  # the partner's name, for readers
+    meeting_title: str | None = None
 
 
 @dataclass(frozen=True)
@@ -285,11 +287,31 @@ def _iso(v: date | datetime | None) -> str | None:
     return v.isoformat() if v is not None else None
 
 
+def owner_named(what: str, partners: dict[str, str] | None, default: str) -> str:
+    """The partner an action line names (by id or by name, whole words,
+    case-insensitive) when it names exactly one; else ``default`` (the
+    note's author). "Action: Umeå Energikluster sends the template" is
+    Umeå's item even when Gdańsk wrote the note."""
+    if not partners:
+        return default
+    low = what.casefold()
+    found = {
+        pid
+        for pid, name in partners.items()
+        if any(re.search(rf"(?<!\w){re.escape(x.casefold())}(?!\w)", low) for x in (pid, name) if x)
+    }
+    return found.pop() if len(found) == 1 else default
+
+
 def extract_action_items(
-    meetings: list[dict[str, Any]], notes: list[dict[str, Any]], follow_up_at: datetime
+    meetings: list[dict[str, Any]],
+    notes: list[dict[str, Any]],
+    follow_up_at: datetime,
+    partners: dict[str, str] | None = None,
 ) -> list[ActionItem]:
     """Who does what by when: one action plan per site-visit host, plus every
-    line of a note written as an action ("Action: ...", "TODO: ...", "- [ ] ...")."""
+    line of a note written as an action ("Action: ...", "TODO: ...", "- [ ] ...").
+    ``partners`` (id -> name) lets a line name its owner (:func:`owner_named`)."""
     due = follow_up_at.isoformat()
     items: list[ActionItem] = []
     for m in meetings:
@@ -298,7 +320,8 @@ def extract_action_items(
                 ActionItem(
                     id=f"plan-{m['id']}",
                     owner=m["host"],
-                    what=f"Action plan answering the peers' recommendations from {m['id']}",
+                    what="Action plan answering the peers' recommendations from "
+                    + (m.get("title") or m["id"]),
                     due_at=due,
                     meeting_id=m["id"],
                 )
@@ -310,7 +333,7 @@ def extract_action_items(
                 items.append(
                     ActionItem(
                         id=f"note-{n['id']}-{i}",
-                        owner=n["author_organisation"],
+                        owner=owner_named(hit.group(1).strip(), partners, n["author_organisation"]),
                         what=hit.group(1).strip(),
                         due_at=due,
                         meeting_id=n["meeting_id"],
@@ -636,11 +659,13 @@ def _named(report_items: list[ActionItem], names: Names) -> list[ActionItem]:
     return [
         ActionItem(
             id=a.id,
-            owner=names.org(a.owner) or a.owner,
+            owner=a.owner,
             what=a.what,
             due_at=names.when(a.due_at, time=False),
-            meeting_id=names.meeting(a.cycle_id, a.meeting_id),
+            meeting_id=a.meeting_id,
             cycle_id=a.cycle_id,
+            owner_name=names.org(a.owner) or a.owner,
+            meeting_title=names.meeting(a.cycle_id, a.meeting_id),
         )
         for a in report_items
     ]
@@ -713,8 +738,12 @@ async def build_report(
         )
     ctx = await load_mining_context(conn, principal, cycle_id=cycle_id, programme_id=programme_id)
     themes, recommendations, changes = mining_sections(ctx, names)
+    stored = await open_action_items(conn, cycle_id=cycle_id, programme_id=programme_id)
     if action_items is None:
-        action_items = await open_action_items(conn, cycle_id=cycle_id, programme_id=programme_id)
+        action_items = stored
+    else:  # the wrap-up's items, and the ones partners added through the API (owners set)
+        given = {a.id for a in action_items}
+        action_items = list(action_items) + [a for a in stored if a.id not in given]
     action_items = _named(action_items, names)
     if title is None:
         what = names.programme or programme_id
@@ -874,7 +903,8 @@ def render_markdown(report: Report) -> str:
         out.append("_None open._")
     for a in report.action_items:
         due = f" (by {a.due_at})" if a.due_at else ""
-        out.append(f"- [ ] {e(a.owner)}: {e(a.what)}{due}")
+        where = f" ({e(a.meeting_title)})" if a.meeting_title else ""
+        out.append(f"- [ ] {e(a.owner_name or a.owner)}: {e(a.what)}{where}{due}")
     out += ["", "## What changed since the previous cycle", ""]
     ch = report.changes_since_previous
     if ch is None:
@@ -970,7 +1000,7 @@ def render_html(report: Report) -> str:
     parts.append("<h2>Open action items</h2><ul>")
     for a in report.action_items:
         due = f", by {a.due_at}" if a.due_at else ""
-        parts.append(f"<li>{e(a.what)} — {e(a.owner)}{e(due)}</li>")
+        parts.append(f"<li>{e(a.what)} — {e(a.owner_name or a.owner)}{e(due)}</li>")
     if not report.action_items:
         parts.append("<li><em>None open.</em></li>")
     parts.append("</ul><h2>What changed since the previous cycle</h2>")
