@@ -23,12 +23,16 @@ from activities.mining import MiningActivities
 from nlp.types import NoteIn
 from peerlearn.mining import miner as miners
 from peerlearn.settings import Settings
-from service.mining_schedule import ensure_mining_schedule
+from service.mining_schedule import ensure_mining_schedule, ensure_reconcile_schedule
 from workflows.mining import (
+    NOTE_RECONCILIATION,
     PROGRESS_QUERY,
     SCHEDULE_ID,
     THEME_MINING,
     MiningProgress,
+    NoteReconciliation,
+    ReconcileInput,
+    ReconcileOutput,
     ThemeMining,
     ThemeMiningInput,
     workflow_id_for_run,
@@ -53,7 +57,7 @@ async def worker(
     async with Worker(
         temporal_env.client,
         task_queue=settings.task_queue,
-        workflows=[ThemeMining],
+        workflows=[ThemeMining, NoteReconciliation],
         activities=acts.all(),
     ):
         yield temporal_env.client
@@ -287,6 +291,31 @@ async def test_reconciliation_mines_acknowledged_notes_that_never_got_statements
     assert sorted(e["payload"]["note_id"] for e in events) == ["rc-1", "rc-2"]
     again = await env.run(acts.mining_reconcile, ReconcileInput("all", min_age_s=60))
     assert again.notes == 0
+
+
+async def test_the_reconciliation_workflow_and_its_schedule(
+    worker: Client, pool: AsyncConnectionPool, settings: Settings
+) -> None:
+    """The scheduled NoteReconciliation workflow mines a forgotten note; the
+    worker's ensure call creates its every-minute schedule once."""
+    await _add_note(pool, "rc-3", "- Mentoring pairs across clusters built trust quickly.", 600)
+    out = await worker.execute_workflow(
+        NOTE_RECONCILIATION,
+        ReconcileInput("greentech", min_age_s=60),
+        id=f"reconcile-{uuid.uuid4().hex[:6]}",
+        task_queue=settings.task_queue,
+        result_type=ReconcileOutput,
+    )
+    assert (out.notes, out.statements, out.rejected) == (1, 1, 0)
+    sid = f"reconcile-{uuid.uuid4().hex[:6]}"
+    assert await ensure_reconcile_schedule(worker, settings, schedule_id=sid) is True
+    assert await ensure_reconcile_schedule(worker, settings, schedule_id=sid) is False
+    desc = await worker.get_schedule_handle(sid).describe()
+    action = desc.schedule.action
+    assert isinstance(action, ScheduleActionStartWorkflow)
+    assert action.workflow == NOTE_RECONCILIATION
+    assert desc.schedule.spec.intervals[0].every.total_seconds() == 60
+    await worker.get_schedule_handle(sid).delete()
 
 
 async def test_a_note_that_cannot_be_mined_is_rejected_for_good_and_recorded(
