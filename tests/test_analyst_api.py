@@ -142,8 +142,11 @@ async def test_exports_csv_and_json(client: httpx.AsyncClient) -> None:
     assert r.status_code == 200 and r.headers["content-type"].startswith("text/csv")
     rows = list(csv.DictReader(io.StringIO(r.text)))
     assert rows and "n_sv" in rows[0]
+    assert rows[0]["title"]
     j = (await client.get("/v1/exports/practices.json")).json()
     assert j and "support_cycles" in j[0]
+    assert len({p["id"] for p in j}) == len(j)  # one row per idea
+    assert any(len(p["wordings"]) >= 3 and p["glosses"] for p in j)
     c = await client.get("/v1/exports/practices.csv", params={"programme": "cities"})
     assert all(row["programme_id"] == "cities" for row in csv.DictReader(io.StringIO(c.text)))
 
@@ -250,9 +253,29 @@ async def test_glosses_beside_non_english(client: httpx.AsyncClient, database_ur
     glosses = [w["gloss"] for p in ps for w in p["wordings"].values() if "gloss" in w]
     hits = (await client.get("/v1/search", params={"q": "kryzys"}, headers=analyst)).json()
     glosses += [h["gloss"] for h in hits["items"] if "gloss" in h]
-    cities = (await client.get("/v1/search", params={"q": "solar", "limit": 100}, headers=analyst))
+    cities = await client.get("/v1/search", params={"q": "solar", "limit": 100}, headers=analyst)
     visible = {h["statement_id"] for h in cities.json()["items"]}
     assert all(g["english_statement_id"] in visible for g in glosses)
+
+
+async def test_report_reads_for_a_funder(client: httpx.AsyncClient) -> None:
+    """Titles, each idea once, English glosses beside Swedish and Polish, plurals
+    and dates without microseconds in the Markdown, HTML and JSON report."""
+    import re
+
+    j = (await client.get("/v1/reports/programmes/greentech")).json()
+    ideas = [p["id"] for t in j["themes"] for p in t["practices"]]
+    assert len(ideas) == len(set(ideas))
+    for t in j["themes"]:
+        for p in t["practices"]:
+            keys = [(s["organisation"], s["meeting"], s["date"]) for s in p["sources"]]
+            assert len(keys) == len(set(keys)), "each source once"
+    md = (await client.get("/v1/reports/programmes/greentech", params={"format": "markdown"})).text
+    assert "similar English statement (not a translation)" in md
+    assert not re.search(r"\b1 (notes|statements|cycles|organisations|languages)\b", md)
+    assert not re.search(r"\d\d:\d\d:\d\d\.\d", md)
+    page = await client.get("/v1/reports/programmes/greentech", params={"format": "html"})
+    assert "similar English statement (not a translation)" in page.text
 
 
 async def test_mining_run_api(client: httpx.AsyncClient) -> None:

@@ -85,6 +85,8 @@ async def export_themes(
     columns = [
         "id",
         "label",
+        "title",
+        "titles",
         "keyphrases",
         "size",
         "cycles",
@@ -109,7 +111,15 @@ async def export_practices(
                 f"{s.get('organisation_id')}/{s.get('meeting_id')}/{s.get('date')}"
                 for s in r.get("sources") or []
             )
+    for r in rows:  # one row per idea: its wordings per language as JSON cells
+        r["glosses"] = {
+            lang: w["gloss"]["english_text"]
+            for lang, w in (r.get("wordings") or {}).items()
+            if w.get("gloss")
+        }
+        r["wordings"] = {lang: w["text"] for lang, w in (r.get("wordings") or {}).items()}
     columns = [
+        "id",
         "statement_id",
         "theme_id",
         "theme_label",
@@ -117,6 +127,8 @@ async def export_practices(
         "audience",
         "text",
         "language",
+        "wordings",
+        "glosses",
         "support_cycles",
         "support_organisations",
         "score",
