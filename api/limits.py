@@ -138,8 +138,11 @@ def _has_chunked_body(scope: Scope) -> bool:
 
 
 def _is_json(scope: Scope) -> bool:
+    """JSON bodies, and bodies with no Content-Type at all: the routers read
+    those as JSON too, so they get the same checks (a ``\u0000`` sent without
+    a Content-Type must not slip past them)."""
     ctype = (_header(scope, b"content-type") or b"").split(b";")[0].strip().lower()
-    return ctype == b"application/json" or ctype.endswith(b"+json")
+    return ctype in (b"application/json", b"") or ctype.endswith(b"+json")
 
 
 _UPLOAD_TYPES = (

@@ -28,7 +28,7 @@ def first_forbidden_char(text: str) -> tuple[int, str] | None:
     return (m.start(), m.group()) if m else None
 
 
-def describe_forbidden(text: str) -> str | None:
+def describe_forbidden(text: str, what: str = "the note") -> str | None:
     """A message naming the problem and where it is, or None when the text is fine."""
     hit = first_forbidden_char(text)
     if hit is None:
@@ -36,12 +36,18 @@ def describe_forbidden(text: str) -> str | None:
     index, ch = hit
     code = f"U+{ord(ch):04X}"
     if ch == "\x00":
-        what = f"a NUL character ({code})"
+        found = f"a NUL character ({code})"
     elif 0xD800 <= ord(ch) <= 0xDFFF:
-        what = f"a lone UTF-16 surrogate ({code})"
+        found = f"a lone UTF-16 surrogate ({code})"
     else:
         name = unicodedata.name(ch, "")
-        what = f"the control character {code}" + (f" {name}" if name else "")
+        found = f"the control character {code}" + (f" {name}" if name else "")
     line = text.count("\n", 0, index) + 1
     column = index - (text.rfind("\n", 0, index) + 1) + 1
-    return f"the note contains {what} at position {index} (line {line}, column {column})"
+    return f"{what} contains {found} at position {index} (line {line}, column {column})"
+
+
+def strip_forbidden(text: str) -> str:
+    """``text`` without the characters no stored text may hold: for free text
+    that cannot be refused (a signal's reason), so storing it cannot fail."""
+    return _FORBIDDEN.sub("", text)

@@ -583,7 +583,7 @@ NOTE_BODIES = [
     ("json-without-type-nul", None, b'{"author_organisation": "vaxa", "language": "en",'
      b' "text": "a\\u0000b"}', ["NUL"]),
     ("json-without-type-surrogate", None, b'{"author_organisation": "vaxa", "language": "en",'
-     b' "text": "x\\ud800"}', ["column"]),  # the JSON parser's own refusal
+     b' "text": "x\\ud800"}', ["surrogate"]),
     ("json-bell", "application/json", b'{"author_organisation": "vaxa", "language": "en",'
      b' "text": "ding\\u0007"}', ["U+0007", "position 4"]),
     ("json-nul", "application/json", b'{"author_organisation": "vaxa", "language": "en",'
@@ -775,3 +775,33 @@ async def test_a_note_after_the_window_closed_is_accepted_flagged_and_counted(
         )
         row = await cur.fetchone()
     assert row is not None and row["payload"]["late"] is True
+
+
+async def test_unstorable_free_text_in_changes_is_422_and_a_cancel_still_lands(
+    flow: Flow, started: Started
+) -> None:
+    """Every event is appended with unlimited retries, so free text storage
+    cannot hold must never reach one: refused by the body checks (also without
+    a Content-Type) or the workflow's validators; a cancel's reason (a signal,
+    which cannot be refused) is cleaned instead."""
+    cid = started.cid
+    before = await _count(flow.c, cid)
+    req = flow.client.build_request(
+        "POST", f"/v1/cycles/{cid}/meetings/visit-1/cancel", content=b'{"reason": "a\\u0000b"}'
+    )
+    req.headers.pop("content-type", None)
+    _problem(await flow.client.send(req), 422, "NUL")
+    r = await flow.client.post(f"/v1/cycles/{cid}/pause", json={"reason": "bell\u0007"})
+    _problem(r, 422, "reason", "U+0007", "position 4")
+    r = await flow.client.post(
+        f"/v1/cycles/{cid}/meetings/visit-1/cancel", json={"reason": "esc\u001b[0m"}
+    )
+    _problem(r, 422, "reason", "U+001B")
+    assert await _count(flow.c, cid) == before
+    r = await flow.client.post(f"/v1/cycles/{cid}/cancel", json={"reason": "over\u0007 now"})
+    assert r.status_code == 202, r.text
+    h = flow.c.env.client.get_workflow_handle(workflow_id_for(cid), result_type=CycleResult)
+    assert (await h.result()).status == "cancelled"
+    events = (await flow.client.get(f"/v1/cycles/{cid}/events")).json()["items"]
+    assert events[-1]["type"] == "CycleCancelled"
+    assert events[-1]["payload"]["reason"] == "over now"

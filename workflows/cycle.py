@@ -28,7 +28,7 @@ from temporalio.common import RetryPolicy
 from temporalio.exceptions import ActivityError, ApplicationError
 
 from peerlearn.events import EventType
-from peerlearn.text_rules import describe_forbidden
+from peerlearn.text_rules import describe_forbidden, strip_forbidden
 from workflows.mining_contract import (
     ASSIGN_NOTE_THEMES,
     AssignNoteThemesInput,
@@ -536,6 +536,15 @@ class PeerLearningCycle:
         if clash:
             raise rejected(clash)
 
+    def _check_texts(self, **fields: str | None) -> None:
+        """Free text of an update must be storable: every event is appended
+        with unlimited retries, so one that can never be stored would hold the
+        cycle's event lock for good."""
+        for name, value in fields.items():
+            problem = describe_forbidden(value, what=name) if value else None
+            if problem is not None:
+                raise invalid(problem)
+
     def _check_host(self, host: str | None, kind: str) -> None:
         if host is None:
             if kind == "site_visit":
@@ -601,6 +610,13 @@ class PeerLearningCycle:
     def _validate_add(self, inp: AddMeetingInput) -> None:
         self._check_schedule_open()
         p = inp.meeting
+        self._check_texts(
+            title=p.title, format=p.format, **{f"topics[{i}]": t for i, t in enumerate(p.topics)}
+        )
+        self._check_texts(
+            **{f"target_groups[{i}]": t for i, t in enumerate(p.target_groups)},
+            **{f"participants[{i}]": t for i, t in enumerate(p.participants)},
+        )
         if self._find(p.meeting_id) is not None:
             raise rejected(f"meeting id {p.meeting_id!r} is already used in this cycle")
         if p.kind not in MEETING_KINDS:
@@ -622,6 +638,7 @@ class PeerLearningCycle:
     @cancel_meeting.validator
     def _validate_cancel_meeting(self, inp: CancelMeetingInput) -> None:
         self._changeable(inp.meeting_id)
+        self._check_texts(reason=inp.reason)
 
     @workflow.update(name="submit_notes")
     async def submit_notes(self, inp: SubmitNoteInput) -> SubmitNoteOutput:
@@ -739,6 +756,7 @@ class PeerLearningCycle:
     @pause.validator
     def _validate_pause(self, inp: PauseInput) -> None:
         self._check_running()
+        self._check_texts(reason=inp.reason)
         if self.state.paused:
             raise rejected(f"cycle {self.inp.cycle_id!r} is already paused")
 
@@ -772,6 +790,7 @@ class PeerLearningCycle:
     @resume.validator
     def _validate_resume(self, inp: PauseInput) -> None:
         self._check_running()
+        self._check_texts(reason=inp.reason)
         if not self.state.paused:
             raise rejected(f"cycle {self.inp.cycle_id!r} is not paused")
 
@@ -785,7 +804,8 @@ class PeerLearningCycle:
     @workflow.signal(name="cancel_cycle")
     def cancel_cycle(self, inp: CancelCycleInput) -> None:
         if self.state.phase not in (PHASE_COMPLETED, PHASE_CANCELLED):
-            self._cancel_requested = inp.reason or "cancelled"
+            # A signal cannot be refused: drop what storage could never hold.
+            self._cancel_requested = strip_forbidden(inp.reason) or "cancelled"
             self._wake = True
 
     # ------------------------------------------------------------ query
