@@ -11,7 +11,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Path, Query
 from pydantic import BaseModel, Field
 
 from api.auth import Principal, Role, require
@@ -20,6 +20,7 @@ from api.problems import Problem
 from peerlearn import mailcatcher
 
 router = APIRouter(prefix="/v1/mail", tags=["mail"])
+MAX_ID = 2**63 - 1  # caught_mail.id is a bigint
 
 
 class CaughtMail(BaseModel):
@@ -53,7 +54,9 @@ async def list_mail(
     pool: Pool,
     principal: Principal = require(Role.admin),
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
-    before: Annotated[int | None, Query(ge=1, description="Messages older than this id.")] = None,
+    before: Annotated[
+        int | None, Query(ge=1, le=MAX_ID, description="Messages older than this id.")
+    ] = None,
 ) -> dict[str, Any]:
     """Caught messages, newest first."""
     async with pool.connection() as conn:
@@ -64,7 +67,9 @@ async def list_mail(
 
 @router.get("/{mail_id}", response_model=CaughtMailDetail, responses={404: {}})
 async def get_mail(
-    mail_id: int, pool: Pool, principal: Principal = require(Role.admin)
+    mail_id: Annotated[int, Path(ge=1, le=MAX_ID)],
+    pool: Pool,
+    principal: Principal = require(Role.admin),
 ) -> dict[str, Any]:
     """One caught message: its text and its calendar part."""
     async with pool.connection() as conn:
