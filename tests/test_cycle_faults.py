@@ -29,6 +29,11 @@ from activities.notify import NotifyActivities
 from activities.reports import ReportActivities
 from peerlearn.settings import Settings
 from workflows.cycle import PeerLearningCycle
+from workflows.mining_contract import (
+    ASSIGN_NOTE_THEMES,
+    AssignNoteThemesInput,
+    AssignNoteThemesOutput,
+)
 from workflows.types import (
     SUBMIT_NOTE,
     CancelCycleInput,
@@ -58,6 +63,23 @@ class PoisonedStore(CycleActivities):
         if POISON in inp.note.text:
             inp = replace(inp, note=replace(inp.note, text=inp.note.text + "\x00"))
         return await self.submit_note(inp)
+
+
+STUCK = "STUCK-MINING"
+
+
+class StuckMining(StubMining):
+    """The miner, except that it fails (retryably, so forever) on a marked note."""
+
+    @activity.defn(name=ASSIGN_NOTE_THEMES)
+    async def assign_note_themes(self, inp: AssignNoteThemesInput) -> AssignNoteThemesOutput:
+        async with self.pool.connection() as conn, conn.cursor(row_factory=dict_row) as cur:
+            await cur.execute("SELECT text FROM notes WHERE id = %s", (inp.note_id,))
+            row = await cur.fetchone()
+        if row and STUCK in row["text"]:
+            self.calls.append(inp.note_id)
+            raise RuntimeError("miner keeps crashing on this note")
+        return await super().assign_note_themes(inp)
 
 
 async def _sleep_until(env: WorkflowEnvironment, at: datetime) -> None:
@@ -95,6 +117,7 @@ async def test_a_note_storage_refuses_is_recorded_and_the_cycle_goes_on(
     inp = cycle_input(cid, pid, plan, reminder_offsets=[3 * D], notes_due_after=7 * D)
     settings = Settings()
     store = PoisonedStore(pool, settings)
+    mining = StuckMining(pool)
     worker = Worker(
         env.client,
         task_queue=tq,
@@ -104,7 +127,7 @@ async def test_a_note_storage_refuses_is_recorded_and_the_cycle_goes_on(
             store.submit_poisoned,
             NotifyActivities(pool, settings, timeout=3).deliver_outbox,
             ReportActivities(pool, settings).build_wrapup_report,
-            StubMining(pool).assign_note_themes,
+            mining.assign_note_themes,
         ],
     )
     async with worker:
@@ -144,14 +167,17 @@ async def test_a_note_storage_refuses_is_recorded_and_the_cycle_goes_on(
         kickoff = next(m for m in st.meetings if m.meeting_id == "kickoff")
         assert (kickoff.note_count, kickoff.late_notes) == (2, 1)
 
-        # Cancel is recorded.
+        # Cancel is recorded, even with a note whose mining keeps failing.
+        await _note(handle, f"Mining crashes on this one {STUCK}")
+        await env.sleep(timedelta(minutes=10))  # a few failed mining attempts
+        assert len(mining.calls) >= 2
         await handle.signal(PeerLearningCycle.cancel_cycle, CancelCycleInput(reason="test over"))
         result: CycleResult = await handle.result()
         assert result.status == "cancelled"
 
     types = await event_types(pool, cid)
     assert types[-1] == "CycleCancelled"
-    assert types.count("NoteRejected") == 1 and types.count("NotesSubmitted") == 2
+    assert types.count("NoteRejected") == 1 and types.count("NotesSubmitted") == 3
     async with pool.connection() as conn, conn.cursor(row_factory=dict_row) as cur:
         await cur.execute(
             "SELECT payload FROM events WHERE stream_id = %s AND type = 'NoteRejected'", (cid,)
@@ -168,8 +194,8 @@ async def test_a_note_storage_refuses_is_recorded_and_the_cycle_goes_on(
     assert rejected is not None and rejected["payload"]["client_key"] == "poison"
     reason = rejected["payload"]["reason"]
     assert "UntranslatableCharacter" in reason and POISON not in reason  # no note text leaks
-    assert stored == [good, late]
-    assert [p.get("late", False) for p in submitted] == [False, True]
+    assert stored[:2] == [good, late] and len(stored) == 3
+    assert [p.get("late", False) for p in submitted] == [False, True, True]
 
 
 async def test_the_workflow_refuses_unstorable_text_before_accepting_it(

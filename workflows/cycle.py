@@ -166,6 +166,7 @@ class PeerLearningCycle:
         self._cancel_requested: str | None = None
         self._inflight_notes: dict[str, str] = {}
         self._background = 0  # mining and delivery tasks still running
+        self._mining: dict[str, workflow.ActivityHandle[AssignNoteThemesOutput]] = {}
         self._delivering = False
         self._deliver_again = False
 
@@ -383,6 +384,10 @@ class PeerLearningCycle:
     async def _cancel(self, reason: str) -> CycleResult:
         self.state.phase = PHASE_CANCELLED
         self.state.cancel_reason = reason
+        # Mining retries without limit: a cancel must not wait on it. The notes
+        # stay stored; the note reconciliation mines them later.
+        for pending in list(self._mining.values()):
+            pending.cancel()
         await workflow.wait_condition(
             lambda: self._background == 0 and workflow.all_handlers_finished()
         )
@@ -450,7 +455,7 @@ class PeerLearningCycle:
     async def _mine(self, note_id: str, meeting_id: str) -> None:
         try:
             try:
-                out: AssignNoteThemesOutput = await workflow.execute_activity(
+                mining = workflow.start_activity(
                     ASSIGN_NOTE_THEMES,
                     AssignNoteThemesInput(
                         note_id=note_id, cycle_id=self.inp.cycle_id, meeting_id=meeting_id
@@ -461,6 +466,11 @@ class PeerLearningCycle:
                     heartbeat_timeout=timedelta(seconds=60),
                     retry_policy=_MINING_RETRY,
                 )
+                self._mining[note_id] = mining
+                try:
+                    out: AssignNoteThemesOutput = await mining
+                finally:
+                    self._mining.pop(note_id, None)
             except ActivityError as exc:  # refused for good (NoteRejected): the cycle goes on
                 workflow.logger.warning("theme assignment failed for note %s: %s", note_id, exc)
                 return
