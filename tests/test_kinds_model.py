@@ -67,7 +67,7 @@ def test_training_set_is_balanced_and_multilingual() -> None:
     langs = {r["language"] for r in rows}
     assert len(langs) >= 12 and not langs & {"sl", "sk", "lv", "hr"}
     per_kind = [sum(r["kind"] == k for r in rows) for k in KINDS]
-    assert max(per_kind) < 1.3 * min(per_kind)
+    assert max(per_kind) < 1.4 * min(per_kind)  # "other" also has short decision notes
 
 
 # Slovenian is not in the training set. New sentences, one per kind.
