@@ -25,9 +25,11 @@ from api.routers import (
     health,
     imports,
     mail,
+    me,
     meetings,
     mining_runs,
     notes,
+    plan,
     practices,
     programmes,
     reports,
@@ -54,6 +56,7 @@ ROUTERS += [
     reports.router,
     exports.router,
 ]
+ROUTERS += [me.router, plan.router]  # the key's principal; host-rotation planner
 ROUTERS += [programmes.router, cycles.router, meetings.router, notes.router]
 ROUTERS += [documents.router, imports.router]  # note originals, imports (issue 12)
 # issue 13: calendar feed, caught mail, the review artefacts

@@ -96,6 +96,9 @@ class Partner(BaseModel):
     country: str = Field(min_length=2, max_length=2, examples=["SE"])
     kind: str = Field(default="cluster", max_length=50, examples=["cluster", "city", "agency"])
     contacts: list[Contact] = Field(default_factory=list, max_length=100)
+    role: Literal["frontrunner", "follower", "organiser"] | None = Field(
+        default=None, description="How the host-rotation planner treats it (default follower)."
+    )
 
 
 class Facilitator(BaseModel):
