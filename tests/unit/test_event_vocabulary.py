@@ -57,5 +57,10 @@ async def test_project_refuses_an_event_of_unknown_type() -> None:
 
 
 def test_a_type_cannot_get_two_projectors() -> None:
+    async def another(conn: eventstore.Conn, ev: eventstore.Event) -> list[str]:
+        return []
+
     with pytest.raises(ValueError, match="already has a projector"):
-        eventstore.projector(EventType.NOTES_SUBMITTED)(projections._status_only)
+        eventstore.projector(EventType.NOTES_SUBMITTED)(another)
+    with pytest.raises(ValueError, match="has a projector"):
+        eventstore.no_read_model(EventType.NOTES_SUBMITTED)
