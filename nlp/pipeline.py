@@ -61,7 +61,8 @@ class MinerConfig:
     outlier_threshold: float = 0.05  # cosine below which a statement stays unassigned at mining
     debias_shrink: float = 10.0
     debias_project: bool = False  # measured: plain centring did as well or better on SIB-200
-    debias_kinds: bool = True  # remove each kind's mean offset too (bench/topic_phrasing.py)
+    debias_phrasing: bool = True  # project out the learnt phrasing subspace (nlp.debias)
+    debias_kinds: bool = False  # also subtract corpus kind means (measured worse on SIB-200)
     # embedding backend: auto (ONNX fp32 when installed, else torch) | torch | onnx | onnx-int8
     backend: str = "auto"
     batch_size: int = 32
@@ -102,7 +103,10 @@ class Miner:
             debiaser
             if debiaser is not None
             else StatementDebiaser(
-                self.config.debias_shrink, self.config.debias_project, self.config.debias_kinds
+                self.config.debias_shrink,
+                self.config.debias_project,
+                kinds=self.config.debias_kinds,
+                phrasing=self.config.debias_phrasing,
             )
         )
         self.clusterer: ClustererStage = (

@@ -153,3 +153,25 @@ def test_kind_offsets_remove_phrasing_shared_across_topics() -> None:
     # shrinking towards "no offset": a large prior leaves the vectors almost as they were
     tiny = fit_kind_offsets(Z, kinds, names, shrink=1e6)
     assert float(np.abs(tiny).max()) < 1e-3
+
+
+def test_shipped_phrasing_basis_is_orthonormal_and_removed_completely() -> None:
+    from nlp.debias import phrasing_basis, remove_phrasing
+    from nlp.stages import StatementDebiaser
+
+    P = phrasing_basis()
+    assert P is not None and P.shape == (3, EMBEDDING_DIM)
+    assert np.allclose(P @ P.T, np.eye(3), atol=1e-4)
+    x, langs, _ = _two_topics_two_languages(5)
+    y = remove_phrasing(x, P)
+    assert np.abs(y @ P.T).max() < 1e-4 and np.allclose(np.linalg.norm(y, axis=1), 1, atol=1e-5)
+    sts = [
+        Statement(str(i), str(i), "t", lg, "other", 1, None, str(i)) for i, lg in enumerate(langs)
+    ]
+    deb = StatementDebiaser()
+    state = deb.fit(x, sts)
+    assert "phrasing_basis" in state.params()  # stored with the model for later assignment
+    again = DebiasState.from_model(
+        state.language_means, state.global_mean, {"debias": state.params()}
+    )
+    assert np.allclose(deb.transform(x, sts, again), deb.transform(x, sts, state), atol=1e-5)
