@@ -12,7 +12,10 @@ into tables: the demo then exercises the same path a real programme does.
 Meetings are scheduled a few days ahead (the API refuses dates in the past)
 and then marked held early, which is what lets their notes in.
 Everything is idempotent (fixed ids, idempotency keys), so a load interrupted
-half way can simply be run again.
+half way can simply be run again: ``load_once`` writes the demo keys to
+``demo.json`` *before* loading and marks the file loaded only at the end, so
+the next ``peerlearn run`` resumes with the same keys, and the wait for the
+notes' statements gives up on a stall instead of sitting out a fixed timeout.
 """
 
 from __future__ import annotations
@@ -30,6 +33,10 @@ import httpx
 from peerlearn.settings import get_settings
 
 MARKER = "demo.json"
+# Stop waiting for statements when none arrived for this long: the mining run
+# that follows picks up notes still without statements, and a stuck note must
+# not hold every later start for the full timeout (issue 10 measured 612 s).
+STALL_S = 60.0
 
 
 def demo_data() -> dict[str, Any]:
@@ -160,8 +167,10 @@ def load(
                     _check(r, f"submit note {key}", ok=(200, 201, 202))
                     counts["notes"] += 1
         # Each note's statements are written by the cycle workflow's mining step a
-        # moment after the note is stored; mine only once all of them are in.
-        _wait_for_statements(http, [c["id"] for c in data["cycles"]], counts["notes"])
+        # moment after the note is stored; mine once they are in (or stopped coming).
+        counts["notes_mined"] = _wait_for_statements(
+            http, [c["id"] for c in data["cycles"]], counts["notes"]
+        )
         # New notes only join existing themes; the first themes come from a full mine.
         # "all" with the admin key: the demo is loaded into a fresh state folder.
         scope = "all" if token and token == admin_token else prog["id"]
@@ -172,18 +181,27 @@ def load(
 
 
 def _wait_for_statements(
-    http: httpx.Client, cycle_ids: list[str], notes: int, timeout: float = 600
-) -> None:
-    """Block until every submitted note has its ThemesUpdated event (statements stored)."""
-    deadline = time.monotonic() + timeout
+    http: httpx.Client,
+    cycle_ids: list[str],
+    notes: int,
+    timeout: float = 600,
+    stall_s: float = STALL_S,
+) -> int:
+    """Wait until every submitted note has its ThemesUpdated event (statements
+    stored), or until none arrived for ``stall_s``; returns how many have."""
+    now = time.monotonic()
+    deadline, progress_at, best = now + timeout, now, -1
     while True:
         mined = 0
         for cid in cycle_ids:
             r = http.get(f"/v1/cycles/{cid}/events", params={"limit": 5000})
             events = _check(r, f"events of {cid}")["items"]
             mined += sum(1 for e in events if e["type"] == "ThemesUpdated")
-        if mined >= notes or time.monotonic() > deadline:
-            return
+        now = time.monotonic()
+        if mined > best:
+            best, progress_at = mined, now
+        if mined >= notes or now > deadline or now - progress_at > stall_s:
+            return min(mined, notes)
         time.sleep(1.0)
 
 
@@ -231,30 +249,44 @@ def create_demo_keys(conninfo: str, programme_id: str) -> dict[str, str]:
 
 
 def load_once(api_url: str, home: Path, conninfo: str) -> str | None:
-    """Load the demo the first time a state folder is used; later, just show its keys."""
+    """Load the demo the first time a state folder is used; later, just show its keys.
+
+    ``demo.json`` holds the keys from before the first request and ``loaded_at``
+    only once everything is in, so a load interrupted by Ctrl-C resumes on the
+    next start with the same keys (every step is idempotent).
+    """
     marker = home / MARKER
-    if marker.exists():
-        state = json.loads(marker.read_text())
+    state: dict[str, Any] = json.loads(marker.read_text()) if marker.exists() else {}
+    if state.get("loaded_at"):
         return _keys_message(state.get("keys", {}))
-    programme_id = demo_data()["programme"]["id"]
-    try:
-        demo_keys = create_demo_keys(conninfo, programme_id)
-    except ModuleNotFoundError:
-        demo_keys = {}
+    resumed = "keys" in state
+    demo_keys: dict[str, str] = state.get("keys", {})
+    if not resumed:
+        programme_id = demo_data()["programme"]["id"]
+        try:
+            demo_keys = create_demo_keys(conninfo, programme_id)
+        except ModuleNotFoundError:
+            demo_keys = {}
+        _write_marker(marker, {"loaded_at": None, "keys": demo_keys})
     t0 = time.perf_counter()
     admin = demo_keys.get("admin")
     counts = load(api_url, admin, admin_token=admin)
-    marker.write_text(
-        json.dumps(
-            {"loaded_at": datetime.now(UTC).isoformat(), "counts": counts, "keys": demo_keys},
-            indent=2,
-        )
+    _write_marker(
+        marker, {"loaded_at": datetime.now(UTC).isoformat(), "counts": counts, "keys": demo_keys}
     )
-    marker.chmod(0o600)
     summary = ", ".join(f"{v} {k.replace('_', ' ')}" for k, v in counts.items())
-    return f"demo data loaded in {time.perf_counter() - t0:.1f}s: {summary}\n" + (
+    how = "resumed and loaded" if resumed else "loaded"
+    return f"demo data {how} in {time.perf_counter() - t0:.1f}s: {summary}\n" + (
         _keys_message(demo_keys) or ""
     )
+
+
+def _write_marker(marker: Path, state: dict[str, Any]) -> None:
+    """Replace demo.json atomically, readable by its owner only (it holds keys)."""
+    tmp = marker.with_suffix(".tmp")
+    tmp.write_text(json.dumps(state, indent=2))
+    tmp.chmod(0o600)
+    tmp.replace(marker)
 
 
 def _keys_message(demo_keys: dict[str, str]) -> str | None:
