@@ -28,6 +28,7 @@ import numpy as np
 
 from nlp.debias import (
     DEFAULT_SHRINK,
+    PHRASING_WEIGHT,
     LanguageDebiaser,
     fit_kind_offsets,
     phrasing_basis,
@@ -171,7 +172,7 @@ class StatementDebiaser:
         Z = self.language.centre(X, langs, state.language_means, state.global_mean, state.project)
         basis = state.extra.get("phrasing_basis")
         if basis is not None and len(basis) and len(Z):
-            Z = Z - (Z @ basis.T) @ basis
+            Z = Z - PHRASING_WEIGHT * (Z @ basis.T) @ basis
         return Z
 
     def transform(

@@ -163,7 +163,7 @@ def test_shipped_phrasing_basis_is_orthonormal_and_removed_completely() -> None:
     assert P is not None and P.shape == (3, EMBEDDING_DIM)
     assert np.allclose(P @ P.T, np.eye(3), atol=1e-4)
     x, langs, _ = _two_topics_two_languages(5)
-    y = remove_phrasing(x, P)
+    y = remove_phrasing(x, P, weight=1.0)
     assert np.abs(y @ P.T).max() < 1e-4 and np.allclose(np.linalg.norm(y, axis=1), 1, atol=1e-5)
     sts = [
         Statement(str(i), str(i), "t", lg, "other", 1, None, str(i)) for i, lg in enumerate(langs)
