@@ -37,6 +37,7 @@ from api.routers import (
     self_assessment,
     theme_map,
     themes,
+    topics,
     ui,
 )
 from peerlearn import db
@@ -63,6 +64,7 @@ ROUTERS += [documents.router, imports.router]  # note originals, imports (issue 
 ROUTERS += [calendar.router, mail.router, self_assessment.router, action_items.router]
 ROUTERS += [feedback.router, action_items.programme_router]
 
+ROUTERS += [topics.router]  # topic voting for a meeting's focus topics (issue 13)
 
 async def load_model(settings: Settings) -> None:
     """Load the embedding model (and the query path) before the API serves.

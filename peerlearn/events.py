@@ -50,6 +50,9 @@ class EventType(StrEnum):
     ACTION_ITEM_ADDED = "ActionItemAdded"  # issue 13: an action plan's item
     ACTION_ITEM_UPDATED = "ActionItemUpdated"  # its status, due date or a progress note
     FEEDBACK_ACKNOWLEDGED = "FeedbackAcknowledged"  # issue 13: the host read the peers' feedback
+    TOPICS_PROPOSED = "TopicsProposed"  # issue 13: the manager's ballot for a meeting
+    TOPIC_VOTED = "TopicVoted"  # one partner organisation's vote (a later one replaces it)
+    FOCUS_TOPICS_SET = "FocusTopicsSet"  # the winners become the meeting's focus topics
     # mining stream
     THEMES_MINED = "ThemesMined"
     THEME_CREATED = "ThemeCreated"

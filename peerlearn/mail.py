@@ -353,6 +353,7 @@ class CycleContext:
     self_assessments: dict[str, list[dict[str, Any]]] = field(default_factory=dict)  # answers
     action_items: list[dict[str, Any]] = field(default_factory=list)
     feedback: dict[str, list[dict[str, Any]]] = field(default_factory=dict)  # meeting -> items
+    focus_topics: dict[str, list[str]] = field(default_factory=dict)  # voted (issue 13)
 
     @property
     def partner_names(self) -> dict[str, str]:
@@ -382,10 +383,15 @@ async def load_cycle_context(conn: AsyncConnection[Any], cycle_id: str) -> Cycle
         authors: dict[str, set[str]] = {}
         for r in await cur.fetchall():
             authors.setdefault(r["meeting_id"], set()).add(r["author_organisation"])
+        await cur.execute(
+            "SELECT meeting_id, topics FROM meeting_focus_topics WHERE cycle_id = %s",
+            (cycle_id,),
+        )
+        focus = {r["meeting_id"]: list(r["topics"]) for r in await cur.fetchall()}
     answers = {r["meeting_id"]: r["answers"] for r in await self_assessment.load(conn, cycle_id)}
     items = await action_plan.items(conn, cycle_id)
     fb = {r["meeting_id"]: r["items"] for r in await feedback.summaries(conn, cycle_id)}
-    return CycleContext(programme, cycle, events, authors, answers, items, fb)
+    return CycleContext(programme, cycle, events, authors, answers, items, fb, focus)
 
 
 async def prepare_rows(conn: AsyncConnection[Any], rows: Sequence[Mapping[str, Any]]) -> None:
@@ -438,7 +444,7 @@ def _values(
             ends=_local(m.ends_at, tz),
             host=names.get(m.host, m.host) if m.host else "-",
             location="Online" if m.format == "online" else names.get(m.host or "", "-"),
-            topics=", ".join(m.topics) or "-",
+            topics=", ".join(_merged(ctx.focus_topics.get(m.meeting_id, []), m.topics)) or "-",
             target_groups=", ".join(p.get("target_groups") or []) or "-",
             self_assessment=self_assessment.as_text(ctx.self_assessments.get(m.meeting_id, []))
             or "-",
@@ -453,6 +459,12 @@ def _values(
         for group in feedback.GROUPS:
             values[group] = feedback.group_text(items, group, names)
     return values
+
+
+def _merged(focus: Sequence[str], planned: Sequence[str]) -> list[str]:
+    """The partners' voted focus topics first, then the planned ones not among them."""
+    seen = {t.casefold() for t in focus}
+    return [*focus, *(t for t in planned if t.casefold() not in seen)]
 
 
 def open_items_text(ctx: CycleContext, at: datetime, tz: ZoneInfo) -> str:

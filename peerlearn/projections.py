@@ -43,6 +43,9 @@ PROJECTION_TABLES = (
     "action_items",
     "self_assessments",
     "feedback_acknowledgements",
+    "meeting_topic_proposals",
+    "topic_votes",
+    "meeting_focus_topics",
 )
 _PRIMARY_KEYS = {
     "programmes": "id",
@@ -54,6 +57,9 @@ _PRIMARY_KEYS = {
     "action_items": "cycle_id, id",
     "self_assessments": "cycle_id, meeting_id",
     "feedback_acknowledgements": "cycle_id, meeting_id",
+    "meeting_topic_proposals": "cycle_id, meeting_id",
+    "topic_votes": "cycle_id, meeting_id, organisation",
+    "meeting_focus_topics": "cycle_id, meeting_id",
 }
 _REBUILD_LOCK = 727_002
 
@@ -90,6 +96,9 @@ CYCLE_STREAM = frozenset(
         EventType.ACTION_ITEM_ADDED,
         EventType.ACTION_ITEM_UPDATED,
         EventType.FEEDBACK_ACKNOWLEDGED,
+        EventType.TOPICS_PROPOSED,
+        EventType.TOPIC_VOTED,
+        EventType.FOCUS_TOPICS_SET,
     }
 )
 
@@ -388,6 +397,7 @@ async def _self_assessment_submitted(conn: Conn, ev: Event) -> list[str]:
 async def _prep_pack(conn: Conn, ev: Event) -> list[str]:
     p = ev.payload
     await _meeting(conn, ev, "prep_sent_at = %s", (ev.occurred_at,))
+    await _freeze_topic_vote(conn, ev.stream_id, p["meeting_id"], ev.occurred_at)
     return await _add_outbox(
         conn,
         ev,
@@ -470,6 +480,115 @@ async def _feedback_acknowledged(conn: Conn, ev: Event) -> list[str]:
         (ev.stream_id, p["meeting_id"], p.get("by"), ev.occurred_at, p.get("note")),
     )
     return []
+
+
+# ---------------------------------------------------------------- topic voting (issue 13)
+
+
+@projector(EventType.TOPICS_PROPOSED)
+async def _topics_proposed(conn: Conn, ev: Event) -> list[str]:
+    """A new ballot replaces the old one; votes for topics no longer on it lapse."""
+    p = ev.payload
+    await conn.execute(
+        "INSERT INTO meeting_topic_proposals (cycle_id, meeting_id, topics, proposed_by,"
+        " proposed_at) VALUES (%s, %s, %s, %s, %s) ON CONFLICT (cycle_id, meeting_id)"
+        " DO UPDATE SET topics = EXCLUDED.topics, proposed_by = EXCLUDED.proposed_by,"
+        " proposed_at = EXCLUDED.proposed_at",
+        (ev.stream_id, p["meeting_id"], Jsonb(p["topics"]), p.get("by"), ev.occurred_at),
+    )
+    await conn.execute(
+        "DELETE FROM topic_votes WHERE cycle_id = %s AND meeting_id = %s"
+        " AND NOT (%s::jsonb ? topic)",
+        (ev.stream_id, p["meeting_id"], Jsonb(p["topics"])),
+    )
+    return []
+
+
+@projector(EventType.TOPIC_VOTED)
+async def _topic_voted(conn: Conn, ev: Event) -> list[str]:
+    """One vote per organisation and meeting: a later vote replaces the earlier."""
+    p = ev.payload
+    await conn.execute(
+        "INSERT INTO topic_votes (cycle_id, meeting_id, organisation, topic, voted_by,"
+        " voted_at) VALUES (%s, %s, %s, %s, %s, %s)"
+        " ON CONFLICT (cycle_id, meeting_id, organisation) DO UPDATE SET topic ="
+        " EXCLUDED.topic, voted_by = EXCLUDED.voted_by, voted_at = EXCLUDED.voted_at",
+        (ev.stream_id, p["meeting_id"], p["organisation"], p["topic"], p.get("by"),
+         ev.occurred_at),
+    )  # fmt: skip
+    return []
+
+
+@projector(EventType.FOCUS_TOPICS_SET)
+async def _focus_topics_set(conn: Conn, ev: Event) -> list[str]:
+    p = ev.payload
+    await _write_focus(
+        conn, ev.stream_id, p["meeting_id"], p["topics"], p.get("counts") or {}, "manager",
+        ev.occurred_at,
+    )  # fmt: skip
+    return []
+
+
+async def _write_focus(
+    conn: Conn,
+    cycle_id: str,
+    meeting_id: str,
+    topics: list[str],
+    counts: dict[str, int],
+    source: str,
+    at: datetime,
+) -> None:
+    await conn.execute(
+        "INSERT INTO meeting_focus_topics (cycle_id, meeting_id, topics, counts, source,"
+        " set_at) VALUES (%s, %s, %s, %s, %s, %s) ON CONFLICT (cycle_id, meeting_id)"
+        " DO UPDATE SET topics = EXCLUDED.topics, counts = EXCLUDED.counts,"
+        " source = EXCLUDED.source, set_at = EXCLUDED.set_at",
+        (cycle_id, meeting_id, Jsonb(topics), Jsonb(counts), source, at),
+    )
+
+
+async def _freeze_topic_vote(conn: Conn, cycle_id: str, meeting_id: str, at: datetime) -> None:
+    """The preparation pack closes the vote: unless the manager already set the
+    focus topics, the vote's winners become them (all topics tied for the most
+    votes, in ballot order). Derived from rows of the same stream only, so a
+    rebuild lands on the same focus topics."""
+    cur = await conn.execute(
+        "SELECT 1 FROM meeting_focus_topics WHERE cycle_id = %s AND meeting_id = %s",
+        (cycle_id, meeting_id),
+    )
+    if await cur.fetchone() is not None:
+        return
+    cur = await conn.execute(
+        "SELECT topics FROM meeting_topic_proposals WHERE cycle_id = %s AND meeting_id = %s",
+        (cycle_id, meeting_id),
+    )
+    row = await cur.fetchone()
+    if row is None:
+        return
+    ballot: list[str] = list(_col(row, "topics", 0))
+    cur = await conn.execute(
+        "SELECT topic FROM topic_votes WHERE cycle_id = %s AND meeting_id = %s",
+        (cycle_id, meeting_id),
+    )
+    counts = tally(ballot, [_col(r, "topic", 0) for r in await cur.fetchall()])
+    winners = winning_topics(ballot, counts)
+    if winners:
+        await _write_focus(conn, cycle_id, meeting_id, winners, counts, "votes", at)
+
+
+def tally(ballot: list[str], votes: list[str]) -> dict[str, int]:
+    """Votes per ballot topic (0 for none), in ballot order."""
+    counts = dict.fromkeys(ballot, 0)
+    for v in votes:
+        if v in counts:
+            counts[v] += 1
+    return counts
+
+
+def winning_topics(ballot: list[str], counts: dict[str, int]) -> list[str]:
+    """Every topic with the most votes (ties all win), in ballot order; none without votes."""
+    best = max(counts.values(), default=0)
+    return [t for t in ballot if best > 0 and counts.get(t, 0) == best]
 
 
 @projector(EventType.NOTES_SUBMITTED)
