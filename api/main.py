@@ -29,6 +29,7 @@ from api.routers import (
     meetings,
     mining_runs,
     notes,
+    note_privacy,
     plan,
     practices,
     programmes,
@@ -61,6 +62,7 @@ ROUTERS += [me.router, plan.router]  # the key's principal; host-rotation planne
 ROUTERS += [programmes.router, cycles.router, meetings.router, notes.router]
 ROUTERS += [documents.router, imports.router]  # note originals, imports (issue 12)
 # issue 13: calendar feed, caught mail, the review artefacts
+ROUTERS += [note_privacy.router]  # correct/withdraw/visibility, erasure, export (issue 12)
 ROUTERS += [calendar.router, mail.router, self_assessment.router, action_items.router]
 ROUTERS += [feedback.router, action_items.programme_router]
 

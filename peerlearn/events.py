@@ -44,6 +44,10 @@ class EventType(StrEnum):
     NOTE_WINDOW_CLOSED = "NoteWindowClosed"
     THEMES_UPDATED = "ThemesUpdated"
     NOTE_REJECTED = "NoteRejected"  # accepted by the API, refused by storage for good
+    NOTE_CORRECTED = "NoteCorrected"  # issue 12: a new version of a note's text
+    NOTE_WITHDRAWN = "NoteWithdrawn"  # issue 12: the author took the note back
+    NOTE_VISIBILITY_CHANGED = "NoteVisibilityChanged"  # facilitators | programme | public
+    NOTE_ERASED = "NoteErased"  # issue 12: tombstone of an erasure (no text)
     # cycle stream: wrap-up
     WRAP_UP_PUBLISHED = "WrapUpPublished"
     FOLLOW_UP_DUE = "FollowUpDue"

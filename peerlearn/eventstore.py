@@ -78,7 +78,11 @@ async def append(
     vocabulary before anything is written, so an unknown name never reaches
     the log: :class:`UnknownEventType`).
     """
-    type = event_type(type).value  # noqa: A001  (the stored column's name)
+    t = event_type(type)
+    type = t.value  # noqa: A001  (the stored column's name)
+    _load_projections()  # registers the storage transforms too
+    transform = _STORAGE_TRANSFORMS.get(t)
+    stored = await transform(conn, t, payload) if transform is not None else payload
     await conn.execute(
         "INSERT INTO event_streams (stream_id) VALUES (%s) ON CONFLICT DO NOTHING", (stream_id,)
     )
@@ -98,7 +102,7 @@ async def append(
     cur = await conn.execute(
         "INSERT INTO events (stream_id, version, type, payload, occurred_at, idempotency_key)"
         " VALUES (%s, %s, %s, %s, %s, %s) RETURNING global_position, recorded_at",
-        (stream_id, version, type, Jsonb(payload), occurred_at, idempotency_key),
+        (stream_id, version, type, Jsonb(stored), occurred_at, idempotency_key),
     )
     row = await cur.fetchone()
     assert row is not None
@@ -200,6 +204,23 @@ def no_read_model(*types: EventType) -> None:
         if t in _PROJECTORS:
             raise ValueError(f"{t.value} has a projector")
         _NO_READ_MODEL.add(t)
+
+
+StorageTransform = Callable[[Conn, EventType, dict[str, Any]], Awaitable[dict[str, Any]]]
+_STORAGE_TRANSFORMS: dict[EventType, StorageTransform] = {}
+
+
+def storage_transform(*types: EventType) -> Callable[[StorageTransform], StorageTransform]:
+    """Register how ``types`` are stored: the log gets the transform's result
+    while the projectors see the payload as given (issue 12: note texts are
+    stored encrypted with a per-note key, see :mod:`peerlearn.privacy`)."""
+
+    def deco(fn: StorageTransform) -> StorageTransform:
+        for t in types:
+            _STORAGE_TRANSFORMS[t] = fn
+        return fn
+
+    return deco
 
 
 def after_each(hook: Callable[[Conn, Event, EventType], Awaitable[None]]) -> None:

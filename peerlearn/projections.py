@@ -31,6 +31,7 @@ from peerlearn.eventstore import (
     project,
     projector,
 )
+from peerlearn.privacy import note_text
 
 # Tables derived from the log, in the order a rebuild copies them.
 PROJECTION_TABLES = (
@@ -87,6 +88,10 @@ CYCLE_STREAM = frozenset(
         EventType.PREPARATION_PACK_SENT,
         EventType.NOTES_SUBMITTED,
         EventType.NOTE_REJECTED,
+        EventType.NOTE_CORRECTED,
+        EventType.NOTE_WITHDRAWN,
+        EventType.NOTE_VISIBILITY_CHANGED,
+        EventType.NOTE_ERASED,
         EventType.REMINDER_SENT,
         EventType.NOTES_OVERDUE,
         EventType.NOTE_WINDOW_CLOSED,
@@ -594,6 +599,9 @@ def winning_topics(ballot: list[str], counts: dict[str, int]) -> list[str]:
 @projector(EventType.NOTES_SUBMITTED)
 async def _notes_submitted(conn: Conn, ev: Event) -> list[str]:
     p = ev.payload
+    text = await note_text(conn, p)  # sealed in the log (issue 12)
+    if text is None:  # erased: its key is gone, the event is a tombstone
+        return []
     await conn.execute(
         "INSERT INTO notes (id, cycle_id, programme_id, meeting_id, author_organisation, language,"
         " text, format, client_key, submitted_by, submitted_at)"
@@ -605,7 +613,7 @@ async def _notes_submitted(conn: Conn, ev: Event) -> list[str]:
             p["meeting_id"],
             p["author_organisation"],
             p["language"],
-            p["text"],
+            text,
             p.get("format", "text"),
             p["client_key"],
             p.get("submitted_by"),
@@ -614,6 +622,39 @@ async def _notes_submitted(conn: Conn, ev: Event) -> list[str]:
         ),
     )
     await _meeting(conn, ev, "note_count = note_count + 1", ())
+    return []
+
+
+@projector(EventType.NOTE_CORRECTED)
+async def _note_corrected(conn: Conn, ev: Event) -> list[str]:
+    """A new version of the text; statement_count NULL again so the note
+    reconciliation mines the new text (the command removed the old statements)."""
+    p = ev.payload
+    text = await note_text(conn, p)
+    if text is None:
+        return []
+    await conn.execute(
+        "UPDATE notes SET text = %s, language = %s, format = %s, version = %s,"
+        " corrected_at = %s, statement_count = NULL, theme_ids = '[]' WHERE id = %s",
+        (text, p["language"], p.get("format", "text"), p["version"], ev.occurred_at, p["note_id"]),
+    )
+    return []
+
+
+@projector(EventType.NOTE_WITHDRAWN, EventType.NOTE_ERASED)
+async def _note_gone(conn: Conn, ev: Event) -> list[str]:
+    cur = await conn.execute("DELETE FROM notes WHERE id = %s", (ev.payload["note_id"],))
+    if cur.rowcount and ev.payload.get("meeting_id"):
+        await _meeting(conn, ev, "note_count = greatest(note_count - 1, 0)", ())
+    return []
+
+
+@projector(EventType.NOTE_VISIBILITY_CHANGED)
+async def _note_visibility(conn: Conn, ev: Event) -> list[str]:
+    await conn.execute(
+        "UPDATE notes SET visibility = %s WHERE id = %s",
+        (ev.payload["visibility"], ev.payload["note_id"]),
+    )
     return []
 
 

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from datetime import date
 from typing import Any
 
-from peerlearn.access import BadRequest, Principal
+from peerlearn.access import BadRequest, Principal, Role
 
 
 @dataclass
@@ -44,6 +44,8 @@ def statement_where(
     if visible is not None:
         conds.append(f"{a}.programme_id = ANY(%(visible)s)")
         params["visible"] = visible
+    if not facilitator(principal):
+        conds.append(hidden_notes_clause(a))
     if f.programme:
         principal.check_programme(f.programme)
         conds.append(f"{a}.programme_id = %(programme)s")
@@ -72,9 +74,24 @@ def statement_where(
 def visible_clause(principal: Principal, alias: str = "s") -> tuple[str, dict[str, Any]]:
     """Only the grant (no filters): for supporting statements of a practice."""
     visible = principal.programme_filter()
+    hidden = "" if facilitator(principal) else " AND " + hidden_notes_clause(alias)
     if visible is None:
-        return "TRUE", {}
-    return f"{alias}.programme_id = ANY(%(visible)s)", {"visible": visible}
+        return "TRUE" + hidden, {}
+    return f"{alias}.programme_id = ANY(%(visible)s)" + hidden, {"visible": visible}
+
+
+def facilitator(principal: Principal) -> bool:
+    """Admin and manager keys read facilitators-only notes of their grant (issue 12)."""
+    return principal.role in (Role.admin, Role.manager)
+
+
+def hidden_notes_clause(alias: str = "s") -> str:
+    """Statements of facilitators-only notes are out of everyone else's results
+    and counts (notes.visibility, migration 0015)."""
+    return (
+        f"NOT EXISTS (SELECT 1 FROM notes hn WHERE hn.id = {alias}.note_id"
+        " AND hn.visibility = 'facilitators')"
+    )
 
 
 # ---- theme labels ----------------------------------------------------------------------

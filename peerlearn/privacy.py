@@ -1,0 +1,476 @@
+"""Partners control their data (issue 12): correct, withdraw, visibility,
+erasure and a copy of everything an organisation wrote.
+
+Why crypto-shredding: the event log is append-only and its streams must stay
+gap-free (versions 1..n), yet a partner may ask for their words to be erased.
+So a note's text never reaches the ``events`` table in clear: :func:`seal`
+(registered with :mod:`peerlearn.eventstore` as the storage transform of
+NotesSubmitted and NoteCorrected) encrypts it with AES-256-GCM under a key of
+its own (``note_keys``, with the author organisation). Erasing deletes the
+key: the event stays as a tombstone whose text nobody can read, and the read
+models (notes, statements, embeddings, practices, originals, reports) are
+deleted row by row.
+
+The commands here (:func:`correct`, :func:`withdraw`, :func:`set_visibility`,
+:func:`erase`) run inside the caller's transaction and append to the note's
+cycle stream through :func:`peerlearn.eventstore.append` (which locks the
+stream head, so they interleave safely with the cycle workflow's own
+appends). Statements are removed here, not in the projectors: a projection
+rebuild replays the log and must not delete the statements that re-mining
+produced for a corrected note.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import re
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import psycopg
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+from psycopg.rows import dict_row, tuple_row
+
+from peerlearn import eventstore
+from peerlearn.access import NotFound, Principal, Role
+from peerlearn.events import EventType
+
+Conn = psycopg.AsyncConnection[Any]
+
+VISIBILITIES = ("facilitators", "programme", "public")
+#: The payload field that replaces ``text`` in the stored event.
+SEALED = "text_sealed"
+SEALED_TYPES = (EventType.NOTES_SUBMITTED, EventType.NOTE_CORRECTED)
+
+
+class WindowClosed(Exception):
+    """The note's window is closed (or its cycle is over): it can no longer
+    be corrected or withdrawn (the API answers 409)."""
+
+
+async def _fetch(conn: Conn, query: Any, params: Any) -> list[tuple[Any, ...]]:
+    """Rows as tuples whatever the connection's row factory (callers' pools differ)."""
+    async with conn.cursor(row_factory=tuple_row) as cur:
+        await cur.execute(query, params)
+        return await cur.fetchall()
+
+
+# ---- sealing ----------------------------------------------------------------------------
+
+
+async def _note_key(conn: Conn, note_id: str, organisation: str, *, create: bool) -> bytes | None:
+    if create:
+        await conn.execute(
+            "INSERT INTO note_keys (note_id, organisation_id, key) VALUES (%s, %s, %s)"
+            " ON CONFLICT (note_id) DO NOTHING",
+            (note_id, organisation, AESGCM.generate_key(bit_length=256)),
+        )
+    rows = await _fetch(conn, "SELECT key FROM note_keys WHERE note_id = %s", (note_id,))
+    return bytes(rows[0][0]) if rows else None
+
+
+async def seal(conn: Conn, type_: EventType, payload: dict[str, Any]) -> dict[str, Any]:
+    """The payload as stored: ``text`` replaced by its AES-GCM ciphertext
+    (nonce + ciphertext, base64; the note id is the associated data, so a
+    ciphertext cannot be moved to another note)."""
+    if type_ not in SEALED_TYPES or "text" not in payload:
+        return payload
+    note_id = str(payload["note_id"])
+    org = str(payload.get("author_organisation") or payload.get("organisation") or "")
+    key = await _note_key(conn, note_id, org, create=True)
+    assert key is not None
+    nonce = os.urandom(12)
+    ct = AESGCM(key).encrypt(nonce, str(payload["text"]).encode(), note_id.encode())
+    out = {k: v for k, v in payload.items() if k != "text"}
+    out[SEALED] = base64.b64encode(nonce + ct).decode("ascii")
+    return out
+
+
+async def note_text(conn: Conn, payload: dict[str, Any]) -> str | None:
+    """The note text of a stored (sealed) or in-flight payload; None once the
+    note's key was destroyed (erased) or the text was redacted."""
+    if "text" in payload:
+        return str(payload["text"])
+    blob = payload.get(SEALED)
+    if not blob:
+        return None
+    note_id = str(payload["note_id"])
+    key = await _note_key(conn, note_id, "", create=False)
+    if key is None:
+        return None
+    raw = base64.b64decode(blob)
+    return AESGCM(key).decrypt(raw[:12], raw[12:], note_id.encode()).decode()
+
+
+eventstore.storage_transform(*SEALED_TYPES)(seal)
+
+
+# ---- reading a note for a command ---------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class NoteRef:
+    id: str
+    cycle_id: str
+    programme_id: str
+    meeting_id: str
+    author_organisation: str
+    language: str
+    visibility: str
+    version: int
+    window_open: bool
+
+
+async def load_note(conn: Conn, note_id: str, principal: Principal) -> NoteRef:
+    """The note if ``principal`` may change it: managers and admins of its
+    grant, and the partner key of its authoring organisation; anyone else gets
+    NotFound, the same answer as an unknown note."""
+    async with conn.cursor(row_factory=dict_row) as cur:
+        await cur.execute(
+            "SELECT n.id, n.cycle_id, n.programme_id, n.meeting_id, n.author_organisation,"
+            " n.language, n.visibility, n.version,"
+            " (m.window_closed_at IS NULL AND coalesce(m.state, '') <> 'cancelled'"
+            "  AND coalesce(c.status, '') NOT IN ('completed', 'cancelled')) AS window_open"
+            " FROM notes n LEFT JOIN meetings m ON m.cycle_id = n.cycle_id AND m.id = n.meeting_id"
+            " LEFT JOIN cycles c ON c.id = n.cycle_id WHERE n.id = %s",
+            (note_id,),
+        )
+        row = await cur.fetchone()
+    if row is None or not principal.can_see(row["programme_id"]):
+        raise NotFound(f"note {note_id!r} not found")
+    own = principal.role is Role.partner and principal.organisation == row["author_organisation"]
+    if principal.role not in (Role.admin, Role.manager) and not own:
+        # another organisation's raw note is not readable to a partner: as unknown
+        raise NotFound(f"note {note_id!r} not found")
+    return NoteRef(**row)
+
+
+async def _append(
+    conn: Conn, note: NoteRef, type_: EventType, payload: dict[str, Any], key: str
+) -> eventstore.AppendResult:
+    return await eventstore.append(
+        conn,
+        stream_id=note.cycle_id,
+        type=type_,
+        payload={"note_id": note.id, "meeting_id": note.meeting_id, **payload},
+        idempotency_key=key,
+        occurred_at=datetime.now(UTC),
+    )
+
+
+# ---- commands -----------------------------------------------------------------------------
+
+
+async def correct(
+    conn: Conn,
+    note: NoteRef,
+    *,
+    text: str,
+    language: str,
+    fmt: str,
+    by: str | None,
+    visibility: str | None = None,
+) -> int:
+    """A new version of the note's text (NoteCorrected); its statements are
+    removed now and the new text is mined by the note reconciliation (the
+    note has no statements and no ThemesUpdated for its new version).
+    Returns the new version."""
+    if not note.window_open:
+        raise WindowClosed(f"the note window of meeting {note.meeting_id!r} is closed")
+    version = note.version + 1
+    await _append(
+        conn,
+        note,
+        EventType.NOTE_CORRECTED,
+        {
+            "author_organisation": note.author_organisation,
+            "text": text,
+            "language": language,
+            "format": fmt,
+            "version": version,
+            "by": by,
+        },
+        f"note-corrected:{note.id}:{version}",
+    )
+    await forget_statements(conn, [note.id])
+    if visibility is not None and visibility != note.visibility:
+        await set_visibility(conn, note, visibility, by=by)
+    return version
+
+
+async def withdraw(conn: Conn, note: NoteRef, *, by: str | None) -> None:
+    """The author takes the note back: NoteWithdrawn (the projector removes
+    the note from the read model) and its statements leave themes,
+    practices and search."""
+    if not note.window_open:
+        raise WindowClosed(f"the note window of meeting {note.meeting_id!r} is closed")
+    await _append(conn, note, EventType.NOTE_WITHDRAWN, {"by": by}, f"note-withdrawn:{note.id}")
+    await forget_statements(conn, [note.id])
+
+
+async def set_visibility(conn: Conn, note: NoteRef, visibility: str, *, by: str | None) -> None:
+    """Who may read the note's statements (any time: restricting is always allowed)."""
+    if visibility not in VISIBILITIES:
+        raise ValueError(f"visibility must be one of {', '.join(VISIBILITIES)}")
+    await _append(
+        conn,
+        note,
+        EventType.NOTE_VISIBILITY_CHANGED,
+        {"visibility": visibility, "by": by},
+        f"note-visibility:{note.id}:{uuid.uuid4().hex}",
+    )
+
+
+# ---- statements, embeddings, themes --------------------------------------------------------
+
+
+async def forget_statements(conn: Conn, note_ids: list[str]) -> list[str]:
+    """Delete the notes' statements and everything derived from their text:
+    practices, one-idea practices and glosses that cite them, theme
+    representatives quoting them, embeddings no other statement shares, and
+    theme labels/keyphrases that contain one of their words (until the next
+    re-mine recomputes them). Returns the affected theme ids (for a refresh)."""
+    if not note_ids:
+        return []
+    async with conn.cursor(row_factory=dict_row) as cur:
+        await cur.execute(
+            "DELETE FROM statements WHERE note_id = ANY(%s)"
+            " RETURNING id, theme_id, content_hash, text",
+            (note_ids,),
+        )
+        gone = await cur.fetchall()
+    if not gone:
+        return []
+    ids = [r["id"] for r in gone]
+    themes = sorted({r["theme_id"] for r in gone if r["theme_id"]})
+    hashes = sorted({r["content_hash"] for r in gone})
+    await conn.execute(
+        "DELETE FROM embeddings e WHERE e.content_hash = ANY(%s) AND NOT EXISTS"
+        " (SELECT 1 FROM statements s WHERE s.content_hash = e.content_hash)",
+        (hashes,),
+    )
+    await conn.execute(
+        "DELETE FROM practices WHERE statement_id = ANY(%s) OR support_statements && %s",
+        (ids, ids),
+    )
+    await conn.execute(
+        "DELETE FROM theme_practices WHERE statement_ids && %s OR wording_ids && %s", (ids, ids)
+    )
+    await conn.execute(
+        "DELETE FROM statement_glosses WHERE statement_id = ANY(%s)"
+        " OR english_statement_id = ANY(%s)",
+        (ids, ids),
+    )
+    await _scrub_themes(conn, themes, ids, [r["text"] for r in gone])
+    return themes
+
+
+_WORD = re.compile(r"\w{4,}", re.UNICODE)
+
+
+async def _scrub_themes(conn: Conn, themes: list[str], ids: list[str], texts: list[str]) -> None:
+    """Theme texts derived from the removed statements: representatives that
+    quote them are dropped; a label, title or keyphrase sharing a word of
+    four letters or more with them is withheld (the theme id shows) until
+    the next re-mine writes new ones."""
+    if not themes:
+        return
+    await conn.execute(
+        "UPDATE themes SET representatives = coalesce((SELECT jsonb_object_agg(k, v) FROM"
+        " (SELECT k, coalesce(jsonb_agg(r) FILTER (WHERE NOT (r->>'id' = ANY(%s))), '[]') AS v"
+        "  FROM jsonb_each(themes.representatives) AS e(k, arr),"
+        "  LATERAL jsonb_array_elements(CASE WHEN jsonb_typeof(arr) = 'array' THEN arr"
+        "   ELSE '[]'::jsonb END) AS r GROUP BY k) x), '{}'::jsonb)"
+        " WHERE id = ANY(%s)",
+        (ids, themes),
+    )
+    words = sorted({w.lower() for t in texts for w in _WORD.findall(t)})
+    if not words:
+        return
+    pattern = "(" + "|".join(re.escape(w) for w in words[:2000]) + ")"
+    for table, key in (("themes", "id"), ("theme_labels", "theme_id")):
+        present = dict(await _text_columns(conn, table))
+        for col, empty in (
+            ("label", key),
+            ("title", key),
+            ("keyphrases", "'[]'::jsonb"),
+            ("titles", "'{}'::jsonb"),
+        ):
+            if col not in present:
+                continue
+            if present[col] == "text" and col == "title" and table == "theme_labels":
+                empty = "NULL"
+            await conn.execute(
+                f"UPDATE {table} SET {col} = {empty} WHERE {key} = ANY(%s)"  # noqa: S608
+                f" AND lower({col}::text) ~ %s",
+                (themes, pattern),
+            )
+
+
+async def _text_columns(conn: Conn, table: str) -> list[tuple[str, str]]:
+    rows = await _fetch(
+        conn,
+        "SELECT column_name, data_type FROM information_schema.columns"
+        " WHERE table_schema = current_schema() AND table_name = %s"
+        " AND data_type IN ('text', 'jsonb')",
+        (table,),
+    )
+    return [(str(c), str(t)) for c, t in rows]
+
+
+# ---- erasure ------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Erasure:
+    id: str
+    note_ids: list[str]
+    theme_ids: list[str]
+
+
+async def erase(
+    conn: Conn,
+    *,
+    note_id: str | None = None,
+    organisation: str | None = None,
+    requested_by: str | None = None,
+    reason: str | None = None,
+) -> Erasure:
+    """Erase one note or everything an organisation wrote: destroy the notes'
+    keys (the sealed texts in the log become unreadable), append a NoteErased
+    tombstone per note (the projector deletes its read-model row), delete its
+    statements, embeddings, originals and report copies, and redact any
+    clear-text copy a pre-sealing event still holds. Streams stay gap-free:
+    no event is deleted."""
+    if (note_id is None) == (organisation is None):
+        raise ValueError("erase one note or one organisation")
+    if note_id is not None:
+        rows = await _fetch(
+            conn,
+            "SELECT id, cycle_id, meeting_id, author_organisation FROM notes WHERE id = %s"
+            " UNION SELECT note_id, NULL, NULL, organisation_id FROM note_keys WHERE note_id = %s",
+            (note_id, note_id),
+        )
+    else:
+        rows = await _fetch(
+            conn,
+            "SELECT id, cycle_id, meeting_id, author_organisation FROM notes"
+            " WHERE author_organisation = %s"
+            " UNION SELECT note_id, NULL, NULL, organisation_id FROM note_keys"
+            " WHERE organisation_id = %s",
+            (organisation, organisation),
+        )
+    found: dict[str, tuple[str | None, str | None, str]] = {}
+    for nid, cid, mid, org in rows:
+        if nid not in found or found[nid][0] is None:
+            found[nid] = (cid, mid, org)
+    # notes only the log knows (withdrawn, or never projected): find their stream
+    rows = await _fetch(
+        conn,
+        "SELECT DISTINCT ON (payload->>'note_id') payload->>'note_id', stream_id,"
+        " payload->>'meeting_id', payload->>'author_organisation' FROM events"
+        " WHERE type = %s AND (payload->>'note_id' = %s OR payload->>'author_organisation' = %s)",
+        (EventType.NOTES_SUBMITTED.value, note_id, organisation),
+    )
+    for nid, cid, mid, org in rows:
+        if nid not in found or found[nid][0] is None:
+            found[nid] = (cid, mid, org)
+    if note_id is not None and not found:
+        raise NotFound(f"note {note_id!r} not found")
+    erasure_id = "E" + uuid.uuid4().hex[:16]
+    note_ids = sorted(found)
+    await conn.execute("DELETE FROM note_keys WHERE note_id = ANY(%s)", (note_ids,))
+    for nid in note_ids:
+        cid, mid, org = found[nid]
+        if cid is None:
+            continue
+        await eventstore.append(
+            conn,
+            stream_id=cid,
+            type=EventType.NOTE_ERASED,
+            payload={"note_id": nid, "meeting_id": mid, "organisation": org,
+                     "erasure_id": erasure_id},
+            idempotency_key=f"note-erased:{nid}",
+            occurred_at=datetime.now(UTC),
+        )  # fmt: skip
+    # clear text that predates sealing (or other payload fields quoting it)
+    await conn.execute(
+        "UPDATE events SET payload = (payload - 'text' - %s) || '{\"redacted\": true}'::jsonb"
+        " WHERE payload->>'note_id' = ANY(%s) AND type = ANY(%s)",
+        (SEALED, note_ids, [t.value for t in SEALED_TYPES]),
+    )
+    themes = await forget_statements(conn, note_ids)
+    await conn.execute("DELETE FROM notes WHERE id = ANY(%s)", (note_ids,))
+    rows = await _fetch(
+        conn, "DELETE FROM note_originals WHERE note_id = ANY(%s) RETURNING sha256", (note_ids,)
+    )
+    shas = sorted({r[0] for r in rows})
+    await conn.execute(
+        "DELETE FROM document_blobs b WHERE b.sha256 = ANY(%s) AND NOT EXISTS"
+        " (SELECT 1 FROM note_originals o WHERE o.sha256 = b.sha256)",
+        (shas,),
+    )
+    # report copies quoting the notes: the cycle's wrap-up report is compiled
+    # from statements, so a stored copy is dropped and re-rendered on demand
+    cycles = sorted({c for c, _, _ in found.values() if c})
+    await conn.execute("DELETE FROM reports WHERE cycle_id = ANY(%s)", (cycles,))
+    await conn.execute(
+        "INSERT INTO erasures (id, target_kind, target, note_ids, requested_by, reason)"
+        " VALUES (%s, %s, %s, %s, %s, %s)",
+        (
+            erasure_id,
+            "note" if note_id is not None else "organisation",
+            note_id or organisation,
+            note_ids,
+            requested_by,
+            reason,
+        ),
+    )
+    return Erasure(erasure_id, note_ids, themes)
+
+
+# ---- right to a copy ----------------------------------------------------------------------
+
+
+async def export_organisation(conn: Conn, organisation: str) -> dict[str, Any]:
+    """Everything ``organisation`` wrote that is still stored: its notes (with
+    visibility, version and original file names), their statements and
+    the themes they were placed in, and its erasures."""
+    async with conn.cursor(row_factory=dict_row) as cur:
+        await cur.execute(
+            "SELECT n.id, n.programme_id, n.cycle_id, n.meeting_id, n.language, n.format,"
+            " n.text, n.visibility, n.version, n.submitted_at, n.corrected_at, n.submitted_by,"
+            " o.filename AS original_filename, o.sha256 AS original_sha256"
+            " FROM notes n LEFT JOIN note_originals o ON o.note_id = n.id"
+            " WHERE n.author_organisation = %s ORDER BY n.submitted_at, n.id",
+            (organisation,),
+        )
+        notes = await cur.fetchall()
+        await cur.execute(
+            "SELECT id, note_id, position, text, language, kind, heading, theme_id, source_date"
+            " FROM statements WHERE organisation_id = %s ORDER BY note_id, position",
+            (organisation,),
+        )
+        statements = await cur.fetchall()
+        await cur.execute(
+            "SELECT id, target_kind, target, note_ids, created_at FROM erasures"
+            " WHERE target = %s OR note_ids && %s ORDER BY created_at",
+            (organisation, [n["id"] for n in notes] or [""]),
+        )
+        erasures = await cur.fetchall()
+    return json.loads(
+        json.dumps(
+            {
+                "organisation": organisation,
+                "exported_at": datetime.now(UTC),
+                "notes": notes,
+                "statements": statements,
+                "erasures": erasures,
+            },
+            default=str,
+        )
+    )

@@ -1,0 +1,295 @@
+"""Partners control their data (issue 12) on the real stack (PostgreSQL, a
+Temporal dev server, the real miner): correct and withdraw a note while its
+window is open (409 after, 404 outside the grant), per-note visibility, and
+erasure by crypto-shredding: after erasing, a unique marker is gone from
+every table, every file, every API answer and the search index, while every
+event stream keeps its gap-free versions 1..n."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import AsyncIterator
+from typing import Any, LiteralString
+
+import httpx
+import pytest_asyncio
+from auth_helpers import admin_headers, api_client, key_headers
+from psycopg import sql
+from psycopg.rows import dict_row
+from psycopg_pool import AsyncConnectionPool
+from temporalio.testing import WorkflowEnvironment
+
+from api import uploads
+from api.main import create_app
+from peerlearn import documents
+from peerlearn.events import EventType
+from peerlearn.projections import arebuild_projections
+from peerlearn.settings import Settings
+from workflows.mining import MiningProgress, workflow_id_for_run
+
+NDJSON = {"Content-Type": "application/x-ndjson"}
+MARKER = "Zqxvorbland"  # a word no model, label or other note has
+
+
+class Ctx:
+    client: httpx.AsyncClient
+    pool: AsyncConnectionPool
+    database_url: str
+    settings: Settings
+
+
+@pytest_asyncio.fixture(loop_scope="session", scope="module")
+async def ctx(
+    temporal_env: WorkflowEnvironment, pool: AsyncConnectionPool, database_url: str
+) -> AsyncIterator[Ctx]:
+    c = Ctx()
+    c.pool, c.database_url = pool, database_url
+    c.settings = Settings(
+        database_url=database_url,
+        temporal_address=temporal_env.client.service_client.config.target_host,
+        task_queue="privacy-" + uuid.uuid4().hex[:6],
+        load_demo=False,
+    )
+    async with api_client(create_app(c.settings), admin_headers(database_url)) as client:
+        c.client = client
+        yield c
+
+
+def _lines(pid: str, marker_text: str) -> bytes:
+    base = {"programme_id": pid, "programme_name": "Privacy", "cycle_id": f"{pid}-c1",
+            "cycle_title": "C1", "meeting_id": "visit-1", "meeting_kind": "site_visit",
+            "meeting_date": "2024-05-10", "host": "vaxa"}  # fmt: skip
+    rows = [
+        {**base, "author_organisation": "lodz", "language": "en", "text": marker_text},
+        {**base, "author_organisation": "umea", "language": "en",
+         "text": "Matchmaking events between firms and researchers worked very well."},
+        {**base, "author_organisation": "vaxa", "language": "en",
+         "text": "Diversify funding beyond public grants; charge members for services."},
+    ]  # fmt: skip
+    return "".join(json.dumps(r) + "\n" for r in rows).encode()
+
+
+async def _rows(c: Ctx, q: LiteralString, *params: Any) -> list[dict[str, Any]]:
+    async with c.pool.connection() as conn, conn.cursor(row_factory=dict_row) as cur:
+        await cur.execute(q, params)
+        return await cur.fetchall()
+
+
+async def _note(c: Ctx, pid: str, org: str) -> dict[str, Any]:
+    [row] = await _rows(
+        c, "SELECT * FROM notes WHERE programme_id = %s AND author_organisation = %s", pid, org
+    )
+    return row
+
+
+async def _reopen(c: Ctx, cycle_id: str) -> None:
+    """Imported cycles are completed (windows closed); the cycle workflow is
+    what opens a window, so this test sets the read model it projects."""
+    async with c.pool.connection() as conn:
+        await conn.execute("UPDATE cycles SET status = 'running' WHERE id = %s", (cycle_id,))
+        await conn.execute(
+            "UPDATE meetings SET window_closed_at = NULL, state = 'held' WHERE cycle_id = %s",
+            (cycle_id,),
+        )
+
+
+async def test_correct_withdraw_visibility_and_who_may(ctx: Ctx) -> None:
+    c = ctx
+    pid = "priv-" + uuid.uuid4().hex[:6]
+    r = await c.client.post(
+        "/v1/imports?mine=false", content=_lines(pid, "Quarterly meetings help."), headers=NDJSON
+    )
+    assert r.status_code == 201, r.text
+    lodz = await _note(c, pid, "lodz")
+    # imported cycle: completed, so the window is closed -> 409 problem+json
+    r = await c.client.put(f"/v1/notes/{lodz['id']}", json={"text": "New text."})
+    assert r.status_code == 409 and r.headers["content-type"].startswith("application/problem")
+    await _reopen(c, lodz["cycle_id"])
+    own = key_headers(c.database_url, "partner", [pid], organisation="lodz")
+    other = key_headers(c.database_url, "partner", [pid], organisation="umea")
+    outsider = key_headers(c.database_url, "manager", ["elsewhere"])
+    analyst = key_headers(c.database_url, "analyst", [pid])
+    body = {"text": "Corrected: quarterly matchmaking meetings help.", "visibility": "public"}
+    for h, code in ((other, 404), (outsider, 404), (analyst, 403)):
+        r = await c.client.put(f"/v1/notes/{lodz['id']}", json=body, headers=h)
+        assert r.status_code == code, (code, r.text)
+    r = await c.client.put(f"/v1/notes/{lodz['id']}", json=body, headers=own)
+    assert r.status_code == 200, r.text
+    assert r.json() == {"note_id": lodz["id"], "version": 2, "visibility": "public"}
+    now = await _note(c, pid, "lodz")
+    assert now["text"] == body["text"] and now["version"] == 2 and now["visibility"] == "public"
+    assert now["statement_count"] is None  # the reconciliation mines the new text
+    # the log has the new version sealed: no clear text in any event
+    evs = await _rows(
+        c, "SELECT type, payload FROM events WHERE stream_id = %s ORDER BY version", lodz["cycle_id"]
+    )
+    assert EventType.NOTE_CORRECTED.value in [e["type"] for e in evs]
+    assert not any("Corrected:" in json.dumps(e["payload"]) for e in evs)
+    # Markdown body; keeps the language
+    r = await c.client.put(
+        f"/v1/notes/{lodz['id']}", content=b"## Visit\n- Matchmaking helps",
+        headers={**own, "Content-Type": "text/markdown"},
+    )  # fmt: skip
+    assert r.status_code == 200 and r.json()["version"] == 3, r.text
+    assert (await _note(c, pid, "lodz"))["format"] == "markdown"
+    # bad text: the one validation path
+    r = await c.client.put(f"/v1/notes/{lodz['id']}", json={"text": "a\x00b"}, headers=own)
+    assert r.status_code == 422
+    # visibility by the author, any value outside the three is 422
+    r = await c.client.patch(
+        f"/v1/notes/{lodz['id']}", json={"visibility": "facilitators"}, headers=own
+    )
+    assert r.status_code == 200 and (await _note(c, pid, "lodz"))["visibility"] == "facilitators"
+    r = await c.client.patch(f"/v1/notes/{lodz['id']}", json={"visibility": "all"}, headers=own)
+    assert r.status_code == 422
+    # withdraw: gone from the read model, the stream keeps its versions
+    r = await c.client.delete(f"/v1/notes/{lodz['id']}", headers=other)
+    assert r.status_code == 404
+    r = await c.client.delete(f"/v1/notes/{lodz['id']}", headers=own)
+    assert r.status_code == 204, r.text
+    assert not await _rows(c, "SELECT 1 FROM notes WHERE id = %s", lodz["id"])
+    r = await c.client.get(f"/v1/cycles/{lodz['cycle_id']}/notes")
+    assert lodz["id"] not in r.text
+    await _assert_gap_free(c)
+
+
+async def _assert_gap_free(c: Ctx) -> None:
+    bad = await _rows(
+        c,
+        "SELECT stream_id, count(*) AS n, max(version) AS top, min(version) AS low FROM events"
+        " GROUP BY stream_id HAVING count(*) <> max(version) OR min(version) <> 1",
+    )
+    assert not bad, bad
+    heads = await _rows(
+        c,
+        "SELECT s.stream_id FROM event_streams s LEFT JOIN (SELECT stream_id, max(version) AS v"
+        " FROM events GROUP BY stream_id) e USING (stream_id) WHERE s.version <> coalesce(e.v, 0)",
+    )
+    assert not heads, heads
+
+
+async def _tables_holding(c: Ctx, marker: str) -> list[str]:
+    """Every table and text/jsonb/bytea column of the schema holding ``marker``."""
+    cols = await _rows(
+        c,
+        "SELECT table_name, column_name, data_type FROM information_schema.columns"
+        " WHERE table_schema = current_schema() AND data_type IN"
+        " ('text', 'jsonb', 'json', 'bytea', 'ARRAY', 'character varying')",
+    )
+    found = []
+    async with c.pool.connection() as conn:
+        for col in cols:
+            t, name = sql.Identifier(col["table_name"]), sql.Identifier(col["column_name"])
+            if col["data_type"] == "bytea":
+                cond = sql.SQL("position(convert_to(%s, 'UTF8') in {}) > 0").format(name)
+            else:
+                cond = sql.SQL("{}::text ILIKE '%%' || %s || '%%'").format(name)
+            cur = await conn.execute(
+                sql.SQL("SELECT count(*) FROM {} WHERE {}").format(t, cond), (marker,)
+            )
+            row = await cur.fetchone()
+            if row and row[0]:
+                found.append(f"{col['table_name']}.{col['column_name']}")
+    return found
+
+
+async def test_erasure_leaves_no_trace_and_streams_gap_free(
+    ctx: Ctx, model_dir: Any, temporal_env: WorkflowEnvironment
+) -> None:
+    from mining_support import mining_settings
+    from temporalio.worker import Worker
+
+    from activities.mining import MiningActivities
+    from peerlearn.mining import miner as miners
+    from workflows.mining import ThemeMining
+
+    c = ctx
+    settings = mining_settings(model_dir, c.database_url)
+    await miners.get_miner_async(settings)
+    acts = MiningActivities(c.pool, settings)
+    api_settings = Settings(
+        database_url=c.database_url,
+        temporal_address=temporal_env.client.service_client.config.target_host,
+        task_queue=settings.task_queue,
+        load_demo=False,
+    )
+    pid = "erase-" + uuid.uuid4().hex[:6]
+    text = f"The {MARKER} cluster runs matchmaking days between firms and researchers."
+    async with (
+        Worker(
+            temporal_env.client, task_queue=settings.task_queue, workflows=[ThemeMining],
+            activities=acts.all(),
+        ),
+        api_client(create_app(api_settings), admin_headers(c.database_url)) as client,
+    ):  # fmt: skip
+        r = await client.post("/v1/imports", content=_lines(pid, text), headers=NDJSON)
+        assert r.status_code == 201, r.text
+        [run_id] = r.json()["mining_runs"]
+        progress = await temporal_env.client.get_workflow_handle(
+            workflow_id_for_run(run_id), result_type=MiningProgress
+        ).result()
+        assert progress.status == "completed"
+        lodz = await _note(c, pid, "lodz")
+        # an uploaded original of the note (the upload path's store)
+        data = f"# Visit\n- {text}\n".encode()
+        doc = documents.extract("visit.md", "text/markdown", data, max_bytes=10**6, max_pages=50)
+        up = uploads.Upload(filename="visit.md", data=data, document=doc)
+        await uploads.keep_original(c.pool, up, lodz["id"], lodz["cycle_id"])
+        # a stored report copy quoting it
+        async with c.pool.connection() as conn:
+            await conn.execute(
+                "INSERT INTO reports (id, cycle_id, programme_id, kind, content, markdown,"
+                " created_at) VALUES (%s, %s, %s, 'wrap_up', %s, %s, now())"
+                " ON CONFLICT (cycle_id) DO NOTHING",
+                ("r-" + pid, lodz["cycle_id"], pid, json.dumps({"q": text}), text),
+            )
+        before = await _tables_holding(c, MARKER)
+        assert {"notes.text", "statements.text", "document_blobs.data"} <= set(before), before
+        [(n_stmts,)] = [
+            tuple(r.values())
+            for r in await _rows(c, "SELECT count(*) FROM statements WHERE note_id = %s", lodz["id"])
+        ]
+        assert n_stmts >= 1
+        hashes = [r["content_hash"] for r in await _rows(
+            c, "SELECT content_hash FROM statements WHERE note_id = %s", lodz["id"])]  # fmt: skip
+        r = await client.get(f"/v1/organisations/lodz/export")
+        assert r.status_code == 200 and MARKER in r.text
+        r = await client.get(
+            "/v1/organisations/lodz/export",
+            headers=key_headers(c.database_url, "partner", [pid], organisation="umea"),
+        )
+        assert r.status_code == 404
+
+        # erase everything lodz wrote
+        r = await client.post("/v1/erasures", json={"organisation": "lodz", "reason": "request"})
+        assert r.status_code == 201, r.text
+        assert lodz["id"] in r.json()["note_ids"]
+
+        assert await _tables_holding(c, MARKER) == []
+        assert not await _rows(
+            c, "SELECT 1 FROM embeddings WHERE content_hash = ANY(%s)", hashes
+        ), "the erased statements' vectors are still in the embeddings index"
+        assert not await _rows(c, "SELECT 1 FROM note_keys WHERE organisation_id = 'lodz'")
+        for url in (
+            f"/v1/cycles/{lodz['cycle_id']}/notes",
+            "/v1/themes",
+            "/v1/practices",
+            "/v1/organisations/lodz/export",
+            f"/v1/notes/{lodz['id']}/original",
+            f"/v1/search?q={MARKER}",
+            "/v1/themes/map",
+        ):
+            r = await client.get(url)
+            assert MARKER not in r.text, url
+        tomb = await _rows(
+            c, "SELECT payload FROM events WHERE type = %s AND payload->>'note_id' = %s",
+            EventType.NOTE_ERASED.value, lodz["id"],
+        )  # fmt: skip
+        assert len(tomb) == 1 and "text" not in tomb[0]["payload"]
+        await _assert_gap_free(c)
+        # a rebuild from the log cannot bring the text back: its key is gone
+        await arebuild_projections(c.database_url)
+        assert not await _rows(c, "SELECT 1 FROM notes WHERE author_organisation = 'lodz'")
+        assert len(await _rows(c, "SELECT 1 FROM notes WHERE programme_id = %s", pid)) == 2
+        assert await _tables_holding(c, MARKER) == []
