@@ -86,6 +86,12 @@ const fmt = (x) => (x && (x.local || x.utc)) || "—";
 
 let me = null;
 async function loadMe() {
+  if (!storedKey()) { // no key yet: nothing to ask (a 401 would only add console noise)
+    me = null;
+    $('[data-nav="manage"]').hidden = true;
+    $('[data-nav="partner"]').hidden = true;
+    return;
+  }
   try {
     me = await call("GET", "me");
   } catch {
@@ -114,7 +120,7 @@ function programmeForm(root, prog, onSaved) {
   const form = el("form", { id: "programme-form", class: "card" },
     el("h2", {}, prog ? `Edit programme ${prog.id}` : "New programme"),
     el("label", {}, "Id ", el("input", { name: "pid", value: prog ? prog.id : "", readonly: prog ? true : null, placeholder: "optional" })),
-    el("label", {}, "Name ", el("input", { name: "name", value: prog ? prog.name : "", required: true })),
+    el("label", {}, "Name ", el("input", { name: "prog_name", value: prog ? prog.name : "", required: true })),
     el("label", {}, "Time zone ", el("input", { name: "time_zone", value: prog ? prog.time_zone : "Europe/Stockholm" })),
     el("label", {}, "Languages ", el("input", { name: "languages", value: prog ? prog.languages.join(", ") : "en, sv, pl", placeholder: "en, sv" })),
     el("label", {}, "Webhook ", el("input", { name: "webhook_url", type: "url", value: (prog && prog.webhook_url) || "", placeholder: "https://…" })),
@@ -131,7 +137,7 @@ function programmeForm(root, prog, onSaved) {
       role: $('[name="role"]', tr).value,
     })).filter((p) => p.id);
     const body = {
-      name: f.get("name"),
+      name: f.get("prog_name"),
       time_zone: f.get("time_zone"),
       languages: String(f.get("languages")).split(",").map((s) => s.trim()).filter(Boolean),
       webhook_url: f.get("webhook_url") || null,
