@@ -391,6 +391,36 @@ def test_cycle_timeline_in_chromium(server: _Server, admin_key: str, tmp_path: P
     assert not b.problems, b.problems
 
 
+@pytest.mark.browser
+@needs_chromium
+def test_funder_report_in_chromium(server: _Server, admin_key: str, tmp_path: Path) -> None:
+    """The cycle's report as a funder prints it: programme, partner and meeting
+    names (not ids), each idea once, English beside Swedish and Polish."""
+    from playwright.sync_api import expect, sync_playwright
+
+    shots = _shots_dir(tmp_path)
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        page = browser.new_page(
+            viewport={"width": 1000, "height": 900}, extra_http_headers=bearer(admin_key)
+        )
+        try:
+            page.goto(f"{server.url}/v1/reports/programmes/nordic-clusters?format=html")
+            expect(page.locator("h1")).to_contain_text("Nordic Cluster Exchange")
+            expect(page.locator("body")).to_contain_text("Member engagement in a crisis")
+            expect(page.locator(".gloss").first).to_contain_text(
+                "similar English statement (not a translation)"
+            )
+            expect(page.locator(".src").first).to_contain_text("Pomorski Klaster Morski")
+            body = page.inner_text("body")
+            assert "umea-energi" not in body and "dublin-health" not in body
+            assert "cyc-city" not in body  # a programme's report cites only that programme
+            page.screenshot(path=shots / "7-report.png", full_page=True)
+        finally:
+            browser.close()
+    _not_blank(shots / "7-report.png")
+
+
 def test_theme_map_serves_the_miners_projection(
     server: _Server, admin_key: str, database_url: str, seeded: dict[str, Any]
 ) -> None:

@@ -158,6 +158,15 @@ ORGS = {
 }
 
 TIMELINE_CYCLE = "cyc-2026"
+# the partners' names (the report shows them instead of ids)
+PARTNERS = [
+    {"id": "dublin-health", "name": "Dublin Digital Health Cluster", "country": "IE"},
+    {"id": "leeds-digital", "name": "Leeds Digital Network", "country": "GB"},
+    {"id": "umea-energi", "name": "Umeå Energikluster", "country": "SE"},
+    {"id": "skane-mat", "name": "Skånes Livsmedelsnätverk", "country": "SE"},
+    {"id": "gdansk-morski", "name": "Pomorski Klaster Morski", "country": "PL"},
+    {"id": "wroclaw-ict", "name": "Dolnośląski Klaster ICT", "country": "PL"},
+]
 
 
 def _hash(text: str) -> str:
@@ -272,6 +281,29 @@ def seed(conninfo: str, model_dir: Path) -> dict[str, Any]:
                         max(r["source_date"] for r in members),
                     ),
                 )
+                for programme in sorted({r["programme_id"] for r in members}):
+                    # per-programme label and titles, as the mining store writes them
+                    # (migrations 0009/0014): what a programme-scoped reader sees
+                    own = [r for r in members if r["programme_id"] == programme]
+                    titles = TITLES.get(theme_id, {})
+                    cur.execute(
+                        "INSERT INTO theme_labels (theme_id, programme_id, label, keyphrases,"
+                        " size, titles) VALUES (%s, %s, %s, %s, %s, %s)",
+                        (
+                            theme_id,
+                            programme,
+                            label,
+                            json.dumps(keyphrases),
+                            len(own),
+                            json.dumps(
+                                {
+                                    k: v
+                                    for k, v in titles.items()
+                                    if k in {r["language"] for r in own}
+                                }
+                            ),
+                        ),
+                    )
                 practices = [
                     r for r in members if r["kind"] in ("lesson", "recommendation", "best_practice")
                 ]
@@ -294,9 +326,9 @@ def seed(conninfo: str, model_dir: Path) -> dict[str, Any]:
                     )
             for pid, name in PROGRAMMES.items():
                 cur.execute(
-                    "INSERT INTO programmes (id, name, time_zone, created_at, updated_at, version)"
-                    " VALUES (%s, %s, 'Europe/Stockholm', %s, %s, 1)",
-                    (pid, name, now, now),
+                    "INSERT INTO programmes (id, name, time_zone, partners, created_at,"
+                    " updated_at, version) VALUES (%s, %s, 'Europe/Stockholm', %s, %s, %s, 1)",
+                    (pid, name, json.dumps(PARTNERS), now, now),
                 )
             _seed_cycle(cur, now)
     asyncio.run(_refresh_ideas(conninfo, list(THEMES)))

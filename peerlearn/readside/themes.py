@@ -179,17 +179,16 @@ async def theme_practices(
     """One entry per idea (``theme_practices``, migration 0014: the statements of
     a theme that say the same thing in any language), ranked by independent
     support the caller can see: distinct organisations + cycles among the
-    members inside the grant (a member without one counts as its own), then
-    by the mined score.
+    members inside the grant and the programme filter (:func:`_member_scope`;
+    a member without one counts as its own), then by the mined score.
 
     An idea is listed when one of its members passes the filters; its wordings
     (one per language, the mined wording when visible, else the first visible
     member in that language) come from those members, its sources from every
-    member in the grant, each note once. Non-English wordings carry the English
+    member in scope, each note once. Non-English wordings carry the English
     gloss the caller may see (:mod:`.glosses`)."""
     where, params = statement_where(principal, f)
-    vis, vparams = visible_clause(principal, "s")
-    params.update(vparams)
+    vis = _member_scope(principal, f, params)
     theme_cond = ""
     if theme_ids is not None:
         theme_cond = "AND p.theme_id = ANY(%(theme_ids)s)"
@@ -236,6 +235,19 @@ async def theme_practices(
     return rows, next_cursor
 
 
+def _member_scope(principal: Principal, f: Filters, params: dict[str, Any]) -> str:
+    """The members of an idea that count and show: the grant and the programme
+    filter (a programme's page or report never cites another programme);
+    language, kind, cycle, organisation and date filters only choose which
+    ideas and wordings are listed."""
+    vis, vparams = visible_clause(principal, "s")
+    params.update(vparams)
+    if f.programme:
+        params["programme"] = f.programme
+        vis += " AND s.programme_id = %(programme)s"
+    return vis
+
+
 async def _fill_ideas(
     conn: AsyncConnection[Any], principal: Principal, f: Filters, rows: list[dict[str, Any]]
 ) -> None:
@@ -243,8 +255,7 @@ async def _fill_ideas(
     if not rows:
         return
     where, params = statement_where(principal, f)
-    vis, vparams = visible_clause(principal, "s")
-    params.update(vparams)
+    vis = _member_scope(principal, f, params)
     params["ids"] = [r["id"] for r in rows]
     cur = await conn.cursor(row_factory=dict_row).execute(
         f"SELECT p.id AS practice_id, p.wording_ids, s.id AS statement_id, s.text, s.language,"
