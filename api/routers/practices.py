@@ -1,5 +1,7 @@
 """GET /v1/practices: lessons, recommendations and best practices across themes,
-ranked by independent support (distinct cycles and organisations)."""
+one entry per idea (the same thing said in several languages is one practice,
+with its wording per language and English glosses), ranked by independent
+support (distinct cycles and organisations)."""
 
 from __future__ import annotations
 
@@ -14,7 +16,7 @@ from peerlearn.readside.themes import theme_practices
 router = APIRouter(prefix="/v1/practices", tags=["analyst"])
 
 
-@router.get("", summary="Practices ranked by independent support, with their sources")
+@router.get("", summary="Practices, one per idea, ranked by independent support, with sources")
 async def get_practices(
     pool: FastPool,
     principal: CurrentPrincipal,
