@@ -275,6 +275,33 @@ def _walk(
     put_missing = page.locator(".my-note .error").count() > 0
     if not put_missing:
         expect(page.locator(".my-note").nth(2)).to_contain_text("one named contact person")
+        # withdraw the PDF's note while the window is open: it leaves the list
+        page.locator(".my-note").nth(1).locator(".note-withdraw").click()
+        expect(page.locator(".my-note")).to_have_count(2)
+        expect(page.locator(".my-notes")).not_to_contain_text("voucher scheme")
+
+    # ---- manager: steer the running cycle (missing notes, move, swap host, pause, resume) ----
+    login(manager, f"#/manage?programme={pid}&cycle={cycle_id}")
+    steer = page.locator("#steer-table")
+    other = "lodz" if host == "vaxa" else "vaxa"
+    expect(steer.locator('tr[data-meeting="visit-1"] .missing')).to_have_text(other)
+    v3 = steer.locator('tr[data-meeting="visit-3"]')
+    v3.locator("select").select_option(other if hosts[2] == host else host)
+    v3.get_by_role("button", name="Swap host").click()
+    expect(page.locator("[data-flash]").first).to_have_text("Host swapped.")
+    new_host = other if hosts[2] == host else host
+    expect(steer.locator('tr[data-meeting="visit-3"] td').nth(1)).to_have_text(new_host)
+    v2 = steer.locator('tr[data-meeting="visit-2"]')
+    moved = v2.locator('input[type="datetime-local"]').input_value()[:10] + "T14:30"
+    v2.locator('input[type="datetime-local"]').fill(moved)
+    v2.get_by_role("button", name="Move").click()
+    expect(page.locator("[data-flash]").first).to_have_text("Meeting moved.")
+    expect(steer.locator('tr[data-meeting="visit-2"]')).to_contain_text("T14:30:00")
+    page.click("#cycle-pause")
+    expect(page.locator("#cycle-status")).to_have_text("paused")
+    page.screenshot(path=str(shots / "06-manager-steered-paused.png"), full_page=True)
+    page.click("#cycle-resume")
+    expect(page.locator("#cycle-status")).to_have_text("running")
 
     # ---- analyst: the statements under a theme ----
     analyst = stack.key("analyst", "--programme", pid)
@@ -294,7 +321,7 @@ def _walk(
     login(analyst, f"#/themes/{themes[0]['id']}")
     expect(page.locator("#theme-detail")).to_contain_text("", timeout=30_000)
     page.wait_for_timeout(2000)
-    page.screenshot(path=str(shots / "06-analyst-theme.png"), full_page=True)
+    page.screenshot(path=str(shots / "07-analyst-theme.png"), full_page=True)
     detail = page.locator("#theme-detail").inner_text()
     words = ["Mentoring", "mentoring", "voucher", "researchers", "lab", "Funding", "contact"]
     assert any(w in detail for w in words), detail[:2000]

@@ -80,7 +80,8 @@ function localInput(iso, tz) {
   return `${parts.year}-${parts.month}-${parts.day}T${parts.hour}:${parts.minute}`;
 }
 
-const fmt = (x) => (x && (x.local || x.utc)) || "—";
+// "2031-02-01T09:00:00+01:00" (seconds kept, microseconds dropped)
+const fmt = (x) => (x && String(x.local || x.utc).replace(/\.\d+/, "")) || "—";
 
 // ---- who am I ----
 
