@@ -29,8 +29,8 @@ from temporalio.exceptions import ApplicationError
 from nlp.debias import map_coordinates
 from nlp.types import MiningResult, NoteIn, Statement, ThemeChange, ThemeModel
 from peerlearn.events import EventType
+from peerlearn.mining import curation, store
 from peerlearn.mining import miner as miners
-from peerlearn.mining import store
 from peerlearn.settings import Settings
 from workflows.mining import (
     MINING_CLUSTER,
@@ -196,7 +196,8 @@ class MiningActivities:
                     for n, tids in zip(notes, assigned, strict=True)
                 ],
             )
-            await store.refresh_practices(conn, (t for tids in assigned for t in tids))
+            curated = await curation.apply_curation(conn)  # e.g. into a merged theme
+            await store.refresh_practices(conn, {t for tids in assigned for t in tids} | curated)
             await self._label_new_programmes(conn, miner, notes, assigned)
             await conn.commit()
         return [
@@ -312,8 +313,10 @@ class MiningActivities:
             await store.save_assignments(conn, statements, assignments, xy)
             await store.save_theme_model(conn, scope, result.model, run_id)
             await store.save_programme_labels(conn, None, labels, old_ids | new_ids)
-            await store.delete_practices(conn, old_ids | new_ids)
-            await store.refresh_practices(conn, new_ids, run_id)
+            # analysts' corrections win over the fresh clustering (issue 11)
+            curated = await curation.apply_curation(conn, remined=sorted(new_ids))
+            await store.delete_practices(conn, old_ids | new_ids | curated)
+            await store.refresh_practices(conn, new_ids | curated, run_id)
             await store.complete_run(conn, run_id, len(result.themes), changes)
             await conn.commit()
         summary = {

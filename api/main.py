@@ -18,6 +18,7 @@ from api import auth, limits, problems
 from api.routers import (
     action_items,
     calendar,
+    curation,
     cycles,
     documents,
     exports,
@@ -67,6 +68,7 @@ ROUTERS += [calendar.router, mail.router, self_assessment.router, action_items.r
 ROUTERS += [feedback.router, action_items.programme_router]
 
 ROUTERS += [topics.router]  # topic voting for a meeting's focus topics (issue 13)
+ROUTERS += [curation.router]  # analyst corrections of the miner (issue 11 item 6)
 
 async def load_model(settings: Settings) -> None:
     """Load the embedding model (and the query path) before the API serves.

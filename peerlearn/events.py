@@ -64,6 +64,12 @@ class EventType(StrEnum):
     THEME_SPLIT = "ThemeSplit"
     THEME_RETIRED = "ThemeRetired"
     THEME_CHANGED = "ThemeChanged"  # a theme change of a kind newer than this vocabulary
+    # mining stream: analyst curation (issue 11), re-applied after every re-mine
+    THEME_RENAMED = "ThemeRenamed"  # title set, pinned or not
+    THEMES_MERGED_BY_ANALYST = "ThemesMergedByAnalyst"
+    STATEMENTS_MOVED = "StatementsMoved"  # to an existing or a new theme
+    STATEMENT_KIND_CORRECTED = "StatementKindCorrected"
+    STATEMENT_HIDDEN = "StatementHidden"  # hidden or shown again
 
 
 class UnknownEventType(ValueError):

@@ -31,6 +31,7 @@ from peerlearn.eventstore import (
     project,
     projector,
 )
+from peerlearn.mining import curation as _curation
 from peerlearn.privacy import note_text
 
 # Tables derived from the log, in the order a rebuild copies them.
@@ -120,6 +121,15 @@ no_read_model(
 )
 # A note the storage refused for good stays in the log (with the reason) only.
 no_read_model(EventType.NOTE_REJECTED)
+
+# Analyst curation (issue 11): each projector records the decision in the
+# curation tables (migration 0016) and applies it to statements/themes/practices
+# at once; the mining store re-applies the same state after every re-mine.
+projector(EventType.THEME_RENAMED)(_curation.project_renamed)
+projector(EventType.THEMES_MERGED_BY_ANALYST)(_curation.project_merged)
+projector(EventType.STATEMENTS_MOVED)(_curation.project_moved)
+projector(EventType.STATEMENT_KIND_CORRECTED)(_curation.project_kind)
+projector(EventType.STATEMENT_HIDDEN)(_curation.project_hidden)
 
 
 _STATUS_BY_TYPE: dict[EventType, str] = {

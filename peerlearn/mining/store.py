@@ -309,7 +309,7 @@ async def load_scope(conn: Conn, scope: str) -> tuple[list[Statement], np.ndarra
         "SELECT s.id, s.note_id, s.position, s.programme_id, s.cycle_id, s.meeting_id,"
         " s.organisation_id, s.text, s.language, s.kind, s.heading, s.content_hash, s.lemmas,"
         " s.source_date, e.embedding FROM statements s JOIN embeddings e USING (content_hash)"
-        " WHERE " + where + " ORDER BY s.id",
+        " WHERE NOT s.hidden AND " + where + " ORDER BY s.id",  # hidden: curation 0016
         params,
         binary=True,
     )

@@ -38,7 +38,7 @@ def statement_where(
     A ``programme`` filter outside the grant raises the principal's access error
     rather than silently answering nothing."""
     a = alias
-    conds: list[str] = []
+    conds: list[str] = [f"NOT {a}.hidden"]  # hidden by an analyst (curation, 0016)
     params: dict[str, Any] = {}
     visible = principal.programme_filter()
     if visible is not None:
