@@ -51,7 +51,7 @@ async function call(method, path, body) {
 
 function flash(root, msg, ok = true) {
   const p = el("p", { class: ok ? "notice" : "error", role: ok ? "status" : "alert", "data-flash": "" }, msg);
-  root.querySelectorAll("[data-flash]").forEach((x) => x.remove());
+  document.querySelectorAll("[data-flash]").forEach((x) => x.remove());
   root.prepend(p);
 }
 
@@ -228,9 +228,9 @@ function planner(root, prog, onStarted) {
 
 // ---- manager: steer a running cycle ----
 
-async function steer(root, cycleId, prog) {
+async function steer(slot, cycleId, prog) {
   const card = el("section", { class: "card", id: "steer" }, el("h2", {}, `Steer cycle ${cycleId}`));
-  root.append(card);
+  slot.replaceChildren(card);
   let st;
   let notes = [];
   try {
@@ -242,12 +242,11 @@ async function steer(root, cycleId, prog) {
   }
   const tz = st.time_zone;
   const partners = prog ? prog.partners.map((p) => p.id) : [];
-  const redo = () => { card.remove(); steer(root, cycleId, prog); };
   const act = async (method, path, body, msg) => {
     try {
       await call(method, `cycles/${encodeURIComponent(cycleId)}/${path}`, body);
-      redo();
-      flash(root, msg);
+      await steer(slot, cycleId, prog); // redraw in place, then say what happened
+      flash(slot, msg);
     } catch (e) {
       flash(card, e.message, false);
     }
@@ -338,7 +337,11 @@ async function viewManage(root, params) {
   cycles = cycles.filter((c) => c.programme_id === prog.id);
   root.append(el("p", {}, "Cycles: ", cycles.length ? cycles.map((c) => el("a", { href: `#/manage?programme=${prog.id}&cycle=${c.id}`, class: "cycle-link" }, `${c.title} (${c.status}) `)) : "none yet"));
   const cid = params.get("cycle");
-  if (cid) await steer(root, cid, prog);
+  if (cid) {
+    const slot = el("div", { id: "steer-slot" });
+    root.append(slot);
+    await steer(slot, cid, prog);
+  }
   await progress(root);
 }
 
