@@ -254,11 +254,13 @@ async def forget_statements(conn: Conn, note_ids: list[str]) -> list[str]:
         (hashes,),
     )
     await conn.execute(
-        "DELETE FROM practices WHERE statement_id = ANY(%s) OR support_statements && %s",
+        "DELETE FROM practices WHERE statement_id = ANY(%s) OR support_statements && %s::text[]",
         (ids, ids),
     )
     await conn.execute(
-        "DELETE FROM theme_practices WHERE statement_ids && %s OR wording_ids && %s", (ids, ids)
+        "DELETE FROM theme_practices WHERE statement_ids && %s::text[]"
+        " OR EXISTS (SELECT 1 FROM jsonb_each_text(wording_ids) w WHERE w.value = ANY(%s))",
+        (ids, ids),
     )
     await conn.execute(
         "DELETE FROM statement_glosses WHERE statement_id = ANY(%s)"
@@ -343,9 +345,8 @@ async def erase(
     """Erase one note or everything an organisation wrote: destroy the notes'
     keys (the sealed texts in the log become unreadable), append a NoteErased
     tombstone per note (the projector deletes its read-model row), delete its
-    statements, embeddings, originals and report copies, and redact any
-    clear-text copy a pre-sealing event still holds. Streams stay gap-free:
-    no event is deleted."""
+    statements, embeddings, originals and report copies. Streams stay
+    gap-free: no event is changed or deleted."""
     if (note_id is None) == (organisation is None):
         raise ValueError("erase one note or one organisation")
     if note_id is not None:
@@ -397,12 +398,10 @@ async def erase(
             idempotency_key=f"note-erased:{nid}",
             occurred_at=datetime.now(UTC),
         )  # fmt: skip
-    # clear text that predates sealing (or other payload fields quoting it)
-    await conn.execute(
-        "UPDATE events SET payload = (payload - 'text' - %s) || '{\"redacted\": true}'::jsonb"
-        " WHERE payload->>'note_id' = ANY(%s) AND type = ANY(%s)",
-        (SEALED, note_ids, [t.value for t in SEALED_TYPES]),
-    )
+    # Events stay as written (the log is append-only, enforced by a trigger):
+    # every NotesSubmitted/NoteCorrected since migration 0015 is sealed, so
+    # deleting the keys above is what erases the text from the log. Events
+    # written before 0015 hold clear text and cannot be shredded this way.
     themes = await forget_statements(conn, note_ids)
     await conn.execute("DELETE FROM notes WHERE id = ANY(%s)", (note_ids,))
     rows = await _fetch(

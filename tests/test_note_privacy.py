@@ -16,7 +16,7 @@ import httpx
 import pytest_asyncio
 from auth_helpers import admin_headers, api_client, key_headers
 from psycopg import sql
-from psycopg.rows import dict_row
+from psycopg.rows import dict_row, tuple_row
 from psycopg_pool import AsyncConnectionPool
 from temporalio.testing import WorkflowEnvironment
 
@@ -122,7 +122,7 @@ async def test_correct_withdraw_visibility_and_who_may(ctx: Ctx) -> None:
     assert now["statement_count"] is None  # the reconciliation mines the new text
     # the log has the new version sealed: no clear text in any event
     evs = await _rows(
-        c, "SELECT type, payload FROM events WHERE stream_id = %s ORDER BY version", lodz["cycle_id"]
+        c, "SELECT type, payload FROM events WHERE stream_id = %s", lodz["cycle_id"]
     )
     assert EventType.NOTE_CORRECTED.value in [e["type"] for e in evs]
     assert not any("Corrected:" in json.dumps(e["payload"]) for e in evs)
@@ -185,10 +185,11 @@ async def _tables_holding(c: Ctx, marker: str) -> list[str]:
                 cond = sql.SQL("position(convert_to(%s, 'UTF8') in {}) > 0").format(name)
             else:
                 cond = sql.SQL("{}::text ILIKE '%%' || %s || '%%'").format(name)
-            cur = await conn.execute(
-                sql.SQL("SELECT count(*) FROM {} WHERE {}").format(t, cond), (marker,)
-            )
-            row = await cur.fetchone()
+            async with conn.cursor(row_factory=tuple_row) as cur:
+                await cur.execute(
+                    sql.SQL("SELECT count(*) FROM {} WHERE {}").format(t, cond), (marker,)
+                )
+                row = await cur.fetchone()
             if row and row[0]:
                 found.append(f"{col['table_name']}.{col['column_name']}")
     return found
@@ -246,14 +247,10 @@ async def test_erasure_leaves_no_trace_and_streams_gap_free(
             )
         before = await _tables_holding(c, MARKER)
         assert {"notes.text", "statements.text", "document_blobs.data"} <= set(before), before
-        [(n_stmts,)] = [
-            tuple(r.values())
-            for r in await _rows(c, "SELECT count(*) FROM statements WHERE note_id = %s", lodz["id"])
-        ]
-        assert n_stmts >= 1
         hashes = [r["content_hash"] for r in await _rows(
             c, "SELECT content_hash FROM statements WHERE note_id = %s", lodz["id"])]  # fmt: skip
-        r = await client.get(f"/v1/organisations/lodz/export")
+        assert hashes, "the note was mined into statements"
+        r = await client.get("/v1/organisations/lodz/export")
         assert r.status_code == 200 and MARKER in r.text
         r = await client.get(
             "/v1/organisations/lodz/export",
@@ -281,7 +278,10 @@ async def test_erasure_leaves_no_trace_and_streams_gap_free(
             "/v1/themes/map",
         ):
             r = await client.get(url)
-            assert MARKER not in r.text, url
+            body = r.json() if r.headers.get("content-type", "").endswith("json") else r.text
+            if isinstance(body, dict):
+                body.pop("query", None)  # search echoes the question asked
+            assert MARKER not in json.dumps(body), url
         tomb = await _rows(
             c, "SELECT payload FROM events WHERE type = %s AND payload->>'note_id' = %s",
             EventType.NOTE_ERASED.value, lodz["id"],
