@@ -293,3 +293,36 @@ async def test_erasure_leaves_no_trace_and_streams_gap_free(
         assert not await _rows(c, "SELECT 1 FROM notes WHERE author_organisation = 'lodz'")
         assert len(await _rows(c, "SELECT 1 FROM notes WHERE programme_id = %s", pid)) == 2
         assert await _tables_holding(c, MARKER) == []
+
+
+async def test_cli_erase_one_note(ctx: Ctx, tmp_path: Any) -> None:
+    """``peerlearn erase --note ID`` erases that note only; an unknown id is exit 1."""
+    import asyncio
+    import os
+    import subprocess
+    import sys
+
+    c = ctx
+    pid = "cli-erase-" + uuid.uuid4().hex[:6]
+    r = await c.client.post(
+        "/v1/imports?mine=false", content=_lines(pid, "Quarterly meetings help."), headers=NDJSON
+    )
+    assert r.status_code == 201, r.text
+    umea, vaxa = await _note(c, pid, "umea"), await _note(c, pid, "vaxa")
+    env = {**os.environ, "DATABASE_URL": c.database_url, "PEERLEARN_HOME": str(tmp_path / "s")}
+    out = await asyncio.to_thread(
+        subprocess.run,
+        [sys.executable, "-m", "service.cli", "erase", "--note", umea["id"], "--reason", "asked"],
+        env=env, capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert out.returncode == 0, out.stderr
+    assert "1 note(s) erased" in out.stdout
+    assert not await _rows(c, "SELECT 1 FROM notes WHERE id = %s", umea["id"])
+    assert await _rows(c, "SELECT 1 FROM notes WHERE id = %s", vaxa["id"])
+    again = await asyncio.to_thread(
+        subprocess.run,
+        [sys.executable, "-m", "service.cli", "erase", "--note", "no-such-note"],
+        env=env, capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert again.returncode == 1 and "not found" in again.stderr
+    await _assert_gap_free(c)
