@@ -27,7 +27,7 @@ from psycopg_pool import AsyncConnectionPool
 from nlp.glosses import GLOSS_SIMILARITY
 from nlp.practices import group_practices, practice_vectors, rank_practices
 from nlp.types import PRACTICE_KINDS, NoteIn, Statement, ThemeChange, ThemeModel, ThemeSummary
-from peerlearn import eventstore
+from peerlearn import eventstore, self_assessment
 from peerlearn.events import EventType
 
 Conn = AsyncConnection[Any]
@@ -175,6 +175,56 @@ async def notes_to_reconcile(conn: Conn, scope: str, min_age_s: float, limit: in
         (scope, scope, min_age_s, EventType.NOTE_REJECTED.value, limit),
     )
     return [_note(r) for r in rows]
+
+
+async def self_assessments_to_reconcile(
+    conn: Conn, scope: str, min_age_s: float, limit: int
+) -> list[NoteIn]:
+    """Issue 13: the hosts' self-assessments are mined like notes. Each latest
+    submission's free-text answers, as a note authored by the host for its
+    visit (id :func:`peerlearn.self_assessment.note_id`), when it has no
+    statements yet and no ThemesUpdated/NoteRejected; oldest first."""
+    rows = await fetch_all(
+        conn,
+        "SELECT * FROM (SELECT s.cycle_id, s.meeting_id, s.version, s.host, s.language,"
+        " s.answers, p.self_assessment_questions AS questions, c.programme_id, s.submitted_at,"
+        " coalesce(m.held_at, m.starts_at, s.submitted_at) AS at,"
+        " %s || s.cycle_id || ':' || s.meeting_id || ':' || s.version AS note_id"
+        " FROM self_assessments s JOIN cycles c ON c.id = s.cycle_id"
+        " JOIN programmes p ON p.id = c.programme_id"
+        " LEFT JOIN meetings m ON m.cycle_id = s.cycle_id AND m.id = s.meeting_id"
+        " WHERE (%s = 'all' OR c.programme_id = %s)"
+        " AND s.submitted_at <= now() - make_interval(secs => %s)) sa"
+        " WHERE NOT EXISTS (SELECT 1 FROM statements st WHERE st.note_id = sa.note_id)"
+        " AND NOT EXISTS (SELECT 1 FROM events e WHERE e.stream_id = sa.cycle_id"
+        "  AND e.type = ANY(%s) AND e.payload->>'note_id' = sa.note_id)"
+        " ORDER BY sa.submitted_at, sa.note_id LIMIT %s",
+        (
+            self_assessment.NOTE_PREFIX,
+            scope,
+            scope,
+            min_age_s,
+            [EventType.THEMES_UPDATED.value, EventType.NOTE_REJECTED.value],
+            limit,
+        ),
+    )
+    notes = []
+    for r in rows:
+        text = self_assessment.free_text(r["questions"] or [], r["answers"])
+        if text:
+            notes.append(
+                NoteIn(
+                    id=r["note_id"],
+                    text=text,
+                    language=r["language"],
+                    programme=r["programme_id"],
+                    cycle=r["cycle_id"],
+                    meeting=r["meeting_id"],
+                    organisation=r["host"],
+                    date=_iso_date(r["at"]),
+                )
+            )
+    return notes
 
 
 def _note(row: Row) -> NoteIn:
@@ -706,13 +756,15 @@ def _ideas_all(
         en = [i for i, lang in enumerate(langs) if lang == "en"]
         if not en:
             continue
-        sims = vecs @ vecs[en].T  # (n, |en|)
-        for i, lang in enumerate(langs):
-            if lang == "en":
-                continue
-            order = sorted(range(len(en)), key=lambda k: (-float(sims[i, k]), rs[en[k]]["id"]))
-            for rank, k in enumerate(order[:GLOSS_CANDIDATES], 1):
-                sim = float(sims[i, k])
+        others = [i for i, lang in enumerate(langs) if lang != "en"]
+        if not others:
+            continue
+        sims = vecs[others] @ vecs[en].T  # (non-English, English)
+        # best first; ties to the smaller id (rows come ordered by id): stable sort
+        top = np.argsort(-sims, axis=1, kind="stable")[:, :GLOSS_CANDIDATES]
+        for row, i in enumerate(others):
+            for rank, k in enumerate(top[row].tolist(), 1):
+                sim = float(sims[row, k])
                 if sim < GLOSS_SIMILARITY:
                     break
                 glosses.append((rs[i]["id"], rank, rs[en[k]]["id"], round(sim, 3), tid))
