@@ -211,14 +211,15 @@ async def test_grant_and_bad_input(
         f"/v1/statements/{quote(sid, safe='')}/kind", json={"kind": "lesson"}, headers=partner
     )
     assert r.status_code == 403
-    for method, url, body in (
+    bad: list[tuple[str, str, dict[str, Any]]] = [
         ("PUT", f"/v1/statements/{quote(sid, safe='')}/kind", {"kind": "nonsense"}),
         ("POST", f"/v1/themes/{tid}/merge", {"into": tid}),
         ("POST", "/v1/statements/move", {"statement_ids": [sid]}),
         ("POST", "/v1/statements/move", {"statement_ids": [], "theme_id": tid}),
         ("PUT", f"/v1/themes/{tid}/title", {"title": "   "}),
         ("PUT", f"/v1/themes/{tid}/title", {"title": "ok", "extra": 1}),
-    ):
+    ]
+    for method, url, body in bad:
         r = await client.request(method, url, json=body)
         assert r.status_code == 422, (url, body, r.status_code, r.text)
         assert r.headers["content-type"].startswith("application/problem+json")

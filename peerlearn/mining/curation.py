@@ -147,7 +147,11 @@ async def move_statements(
     if (theme_id is None) == (new_theme_title is None):
         raise Invalid("give exactly one of theme_id and new_theme_title")
     rows = await statements_in_grant(conn, principal, ids)
-    payload: dict[str, Any] = {"statement_ids": ids, "key_id": principal.key_id}
+    payload: dict[str, Any] = {
+        "statement_ids": ids,
+        "from_theme_ids": sorted({r["theme_id"] for r in rows if r["theme_id"]}),
+        "key_id": principal.key_id,
+    }
     if theme_id is not None:
         await theme_in_grant(conn, principal, theme_id)
         payload["theme_id"] = theme_id
@@ -214,6 +218,7 @@ async def curation_events(
         "SELECT global_position, type, payload, occurred_at FROM events"
         " WHERE stream_id = %s AND type = ANY(%s)"
         " AND (%s::text IS NULL OR payload->>'theme_id' = %s OR payload->>'into' = %s"
+        "      OR payload->>'from_theme_id' = %s OR payload->'from_theme_ids' ? %s"
         "      OR EXISTS (SELECT 1 FROM statements s WHERE s.theme_id = %s"
         "                 AND (s.id = payload->>'statement_id'"
         "                      OR payload->'statement_ids' ? s.id)))"
@@ -221,6 +226,8 @@ async def curation_events(
         (
             MINING_STREAM,
             [t.value for t in CURATION_EVENTS],
+            theme_id,
+            theme_id,
             theme_id,
             theme_id,
             theme_id,
