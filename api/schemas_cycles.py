@@ -509,6 +509,11 @@ class NoteCreate(BaseModel):
         max_length=200,
         description="Idempotency key (or the Idempotency-Key header): same key, same note.",
     )
+    visibility: Literal["facilitators", "programme", "public"] | None = Field(
+        default=None,
+        description="Who reads its statements: facilitators (admin/manager keys only),"
+        " programme (default) or public; the author may change it (PATCH /v1/notes/{id}).",
+    )
 
 
 class NoteSubmitted(BaseModel):

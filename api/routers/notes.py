@@ -22,6 +22,7 @@ from api.limits import check_note_text
 from api.problems import Problem
 from api.routers.programmes import programme_row
 from api.schemas_cycles import NoteCreate, NotePage, NoteSubmitted
+from peerlearn import privacy
 from workflows.cycle import PeerLearningCycle
 from workflows.types import SubmitNoteInput
 
@@ -52,6 +53,10 @@ _BODY_DOC: dict[str, Any] = {
                         "author_organisation": {"type": "string"},
                         "language": {"type": "string"},
                         "client_key": {"type": "string"},
+                        "visibility": {
+                            "type": "string",
+                            "enum": ["facilitators", "programme", "public"],
+                        },
                     },
                 }
             },
@@ -148,6 +153,10 @@ async def submit_notes(
     )
     if upload is not None:
         await uploads.keep_original(pool, upload, out.note_id, cycle_id)
+    if note.visibility not in (None, "programme") and not out.duplicate:  # issue 12
+        async with pool.connection() as conn, conn.transaction():
+            ref = await privacy.load_note(conn, out.note_id, principal)
+            await privacy.set_visibility(conn, ref, note.visibility, by=principal.key_id)
     if out.duplicate:
         response.status_code = status.HTTP_200_OK
     return NoteSubmitted(note_id=out.note_id, duplicate=out.duplicate)
