@@ -98,11 +98,14 @@ def check_transition(current: str, new: str) -> None:
         raise Invalid(f"a {current} item can only be reopened (status 'open')")
 
 
-async def programme_path(conn: AsyncConnection[Any], programme_id: str) -> list[dict[str, Any]]:
+async def programme_path(
+    conn: AsyncConnection[Any], programme_id: str, cycle_id: str | None = None
+) -> list[dict[str, Any]]:
     """Per host of the programme's site visits: recommendation -> action -> done.
 
     ``recommendations``: the peers' recommendations on visits it hosted;
     ``answered``: those an action item answers; ``items`` by status; ``done``.
+    ``cycle_id`` narrows both to one cycle (the cycle's wrap-up report).
     """
     async with conn.cursor(row_factory=dict_row) as cur:
         await cur.execute(
@@ -111,10 +114,11 @@ async def programme_path(conn: AsyncConnection[Any], programme_id: str) -> list[
             "  JOIN meetings m ON m.cycle_id = s.cycle_id AND m.id = s.meeting_id"
             "  JOIN cycles c ON c.id = s.cycle_id"
             "  WHERE c.programme_id = %(p)s AND s.kind = 'recommendation' AND m.host IS NOT NULL"
+            "  AND (%(c)s::text IS NULL OR s.cycle_id = %(c)s)"
             "  AND s.organisation_id IS DISTINCT FROM m.host),"
             " items AS ("
             "  SELECT a.* FROM action_items a JOIN cycles c ON c.id = a.cycle_id"
-            "  WHERE c.programme_id = %(p)s),"
+            "  WHERE c.programme_id = %(p)s AND (%(c)s::text IS NULL OR a.cycle_id = %(c)s)),"
             " hosts AS (SELECT host FROM recs UNION SELECT owner FROM items)"
             " SELECT h.host,"
             "  (SELECT count(*) FROM recs r WHERE r.host = h.host) AS recommendations,"
@@ -125,6 +129,6 @@ async def programme_path(conn: AsyncConnection[Any], programme_id: str) -> list[
             "    count(*) AS n FROM items i WHERE i.owner = h.host GROUP BY status) x) AS items,"
             "  (SELECT count(*) FROM items i WHERE i.owner = h.host AND i.status = 'done') AS done"
             " FROM hosts h ORDER BY h.host",
-            {"p": programme_id},
+            {"p": programme_id, "c": cycle_id},
         )
         return list(await cur.fetchall())

@@ -33,6 +33,7 @@ from psycopg import AsyncConnection
 from psycopg.rows import dict_row
 
 from nlp.types import PRACTICE_KINDS
+from peerlearn import action_plan
 from peerlearn.access import NotFound, Principal
 from peerlearn.readside.filters import Filters, statement_where
 from peerlearn.readside.themes import list_themes, theme_practices
@@ -238,6 +239,21 @@ class CycleSummary:
 
 
 @dataclass(frozen=True)
+class ReviewPath:
+    """Issue 13: one host's path from the peers' recommendations (on the
+    visits it hosted) to action items and to done; host "*" is the total."""
+
+    host: str
+    host_name: str
+    recommendations: int
+    answered: int
+    open: int
+    in_progress: int
+    done: int
+    dropped: int
+
+
+@dataclass(frozen=True)
 class Report:
     title: str
     cycle_id: str | None
@@ -251,6 +267,7 @@ class Report:
     changes_since_previous: Changes | None = None
     generated_at: str | None = None
     follow_up_at: str | None = None
+    review_path: list[ReviewPath] = field(default_factory=list)
 
     def to_json(self) -> dict[str, Any]:
         """Plain JSON types only (dates are ISO strings already)."""
@@ -745,6 +762,7 @@ async def build_report(
         given = {a.id for a in action_items}
         action_items = list(action_items) + [a for a in stored if a.id not in given]
     action_items = _named(action_items, names)
+    review_path = await load_review_path(conn, names, programme_id, cycle_id)
     if title is None:
         what = names.programme or programme_id
         if cycle_id:
@@ -763,7 +781,47 @@ async def build_report(
         changes_since_previous=changes,
         generated_at=names.when(generated_at),
         follow_up_at=names.when(follow_up_at, time=False),
+        review_path=review_path,
     )
+
+
+async def load_review_path(
+    conn: AsyncConnection[Any], names: Names, programme_id: str, cycle_id: str | None
+) -> list[ReviewPath]:
+    """Recommendation -> action -> done per host (and a "*" total row); empty
+    when no host got recommendations and nobody planned an action."""
+    rows = await action_plan.programme_path(conn, programme_id, cycle_id)
+    out = [
+        ReviewPath(
+            host=r["host"],
+            host_name=names.org(r["host"]) or r["host"],
+            recommendations=int(r["recommendations"]),
+            answered=int(r["answered"]),
+            open=int(r["items"].get("open", 0)),
+            in_progress=int(r["items"].get("in_progress", 0)),
+            done=int(r["items"].get("done", 0)),
+            dropped=int(r["items"].get("dropped", 0)),
+        )
+        for r in rows
+    ]
+    if not out:
+        return []
+    total = ReviewPath(
+        "*", "All hosts",
+        *(sum(getattr(p, f) for p in out)
+          for f in ("recommendations", "answered", "open", "in_progress", "done", "dropped")),
+    )  # fmt: skip
+    return [*out, total]
+
+
+_PATH_HEAD = ("Host", "Recommendations", "Answered by an action", "Open", "In progress", "Done",
+              "Dropped")  # fmt: skip
+
+
+def _path_cells(p: ReviewPath) -> list[str]:
+    return [p.host_name] + [
+        str(v) for v in (p.recommendations, p.answered, p.open, p.in_progress, p.done, p.dropped)
+    ]
 
 
 # ---- rendering ------------------------------------------------------------------------------
@@ -905,6 +963,11 @@ def render_markdown(report: Report) -> str:
         due = f" (by {a.due_at})" if a.due_at else ""
         where = f" ({e(a.meeting_title)})" if a.meeting_title else ""
         out.append(f"- [ ] {e(a.owner_name or a.owner)}: {e(a.what)}{where}{due}")
+    if report.review_path:  # issue 13: recommendation -> action -> done, per host
+        out += ["", "## From recommendation to action", ""]
+        out += ["| " + " | ".join(_PATH_HEAD) + " |", "|" + "---|" * len(_PATH_HEAD)]
+        for rp in report.review_path:
+            out.append("| " + " | ".join(e(c) for c in _path_cells(rp)) + " |")
     out += ["", "## What changed since the previous cycle", ""]
     ch = report.changes_since_previous
     if ch is None:
@@ -1003,7 +1066,14 @@ def render_html(report: Report) -> str:
         parts.append(f"<li>{e(a.what)} — {e(a.owner_name or a.owner)}{e(due)}</li>")
     if not report.action_items:
         parts.append("<li><em>None open.</em></li>")
-    parts.append("</ul><h2>What changed since the previous cycle</h2>")
+    parts.append("</ul>")
+    if report.review_path:  # issue 13: recommendation -> action -> done, per host
+        parts.append("<h2>From recommendation to action</h2><table><tr>")
+        parts += [f"<th>{h}</th>" for h in _PATH_HEAD]
+        for rp in report.review_path:
+            parts.append("</tr><tr>" + "".join(f"<td>{e(c)}</td>" for c in _path_cells(rp)))
+        parts.append("</tr></table>")
+    parts.append("<h2>What changed since the previous cycle</h2>")
     ch = report.changes_since_previous
     if ch is None:
         parts.append("<p><em>This is the first cycle with mined notes.</em></p>")
