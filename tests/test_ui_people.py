@@ -192,6 +192,14 @@ def _walk(
         "vaxa": "frontrunner",
         "lodz": "follower",
     }
+    # edit it (a ProgrammeUpdated event): a new name and a webhook-free save
+    form = page.locator("#programme-form")
+    expect(form.locator("h2")).to_have_text(f"Edit programme {pid}")
+    form.locator('[name="prog_name"]').fill("Browser programme, edited")
+    page.click("#programme-save")
+    expect(page.locator("[data-flash]").first).to_have_text("Programme updated.")
+    prog = api.get(f"/v1/programmes/{pid}", headers={"Authorization": f"Bearer {manager}"})
+    assert prog.json()["name"] == "Browser programme, edited" and prog.json()["version"] == 2
 
     # ---- plan with the host-rotation planner, adjust a title, start ----
     page.click("#plan-propose")
