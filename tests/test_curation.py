@@ -17,12 +17,20 @@ from mining_support import ingest_fixture, mine_directly, mining_settings
 from psycopg.rows import dict_row
 from psycopg_pool import AsyncConnectionPool
 from temporalio.testing import WorkflowEnvironment
+from temporalio.worker import Worker
 
 from activities.mining import MiningActivities
 from api.main import create_app
 from peerlearn.events import EventType
 from peerlearn.mining import miner as miners
 from peerlearn.settings import Settings
+from workflows.mining import (
+    THEME_MINING,
+    MiningProgress,
+    ThemeMining,
+    ThemeMiningInput,
+    workflow_id_for_run,
+)
 
 
 @pytest.fixture(scope="module")
@@ -69,6 +77,8 @@ async def test_corrections_apply_at_once_and_survive_a_remine(
     acts: MiningActivities,
     pool: AsyncConnectionPool,
     database_url: str,
+    settings: Settings,
+    temporal_env: WorkflowEnvironment,
 ) -> None:
     themes = await _greentech_themes(pool)
     assert len(themes) >= 3, themes
@@ -157,7 +167,25 @@ async def test_corrections_apply_at_once_and_survive_a_remine(
     before = await _rows(pool, "SELECT title FROM themes WHERE id = %s", t2)
     assert before[0]["title"] == "Temporary name"
 
-    await mine_directly(pool, acts, "curation-run-2")  # the real miner, all stages
+    # a real re-mine: the ThemeMining workflow on a worker with the real miner
+    async with Worker(
+        temporal_env.client,
+        task_queue=settings.task_queue,
+        workflows=[ThemeMining],
+        activities=acts.all(),
+    ):
+        run_id = "curation-run-2"
+        async with pool.connection() as conn:
+            await conn.execute("INSERT INTO mining_runs (id, scope) VALUES (%s, 'all')", (run_id,))
+            await conn.commit()
+        result = await temporal_env.client.execute_workflow(
+            THEME_MINING,
+            ThemeMiningInput(run_id=run_id, batch_size=16, parallelism=2),
+            id=workflow_id_for_run(run_id),
+            task_queue=settings.task_queue,
+            result_type=MiningProgress,
+        )
+        assert result.status == "completed", result
     await check("after re-mine")
     # an unpinned rename is the miner's to replace at the next re-mine
     after = await _rows(pool, "SELECT title FROM themes WHERE id = %s", t2)
