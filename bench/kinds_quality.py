@@ -40,16 +40,23 @@ sys.path.insert(0, str(ROOT))
 
 from bench.train_kinds import (  # noqa: E402
     DEFAULT_C,
+    DEFAULT_FP_PENALTY,
+    DEFAULT_GATE_QUANTILE,
     DEFAULT_LEXICON_WEIGHT,
     HELDOUT,
     TRAIN,
     embed_texts,
     load_rows,
 )
-from nlp.kinds import KindModel, fit_kind_model  # noqa: E402
+from nlp.kinds import KindModel, cue_kind, fit_kind_model  # noqa: E402
 from nlp.types import KINDS  # noqa: E402
 
 FIXTURE = ROOT / "tests" / "fixtures" / "nlp" / "kinds.jsonl"
+#: Evaluation only, never training: plain news/encyclopedia sentences (none is a kind).
+SIB200 = ROOT.parent / "shared" / "data" / "sib200"
+SIB_LANG = {"eng": "en", "swe": "sv", "pol": "pl", "deu": "de", "est": "et", "fra": "fr"}
+#: 128 statements, recommendation/lesson/challenge/neutral x en/de/sv/pl; neutral = other.
+TOPIC_PHRASING = ROOT / "bench" / "data" / "topic_phrasing.jsonl"
 UNSEEN = ("sk", "lv", "sl", "hr")
 ABBR = {
     "lesson": "les",
@@ -85,7 +92,12 @@ def confusion(gold: Sequence[str], pred: Sequence[str]) -> None:
 
 
 def fit(
-    X: np.ndarray, rows: list[dict[str, Any]], C: float, lex: float, folds: int | None
+    X: np.ndarray,
+    rows: list[dict[str, Any]],
+    C: float,
+    lex: float,
+    folds: int | None,
+    fp_penalty: float = DEFAULT_FP_PENALTY,
 ) -> KindModel:
     return fit_kind_model(
         X,
@@ -95,7 +107,73 @@ def fit(
         C=C,
         lexicon_weight=lex,
         folds=folds,
+        fp_penalty=fp_penalty,
+        gate_quantile=DEFAULT_GATE_QUANTILE,
     )
+
+
+def load_sib_dev() -> list[dict[str, Any]]:
+    """SIB-200 dev sentences of every language there, as rows of kind ``other``."""
+    import csv
+
+    rows: list[dict[str, Any]] = []
+    for path in sorted(SIB200.glob("*/dev.tsv")):
+        lang = SIB_LANG.get(path.parent.name.split("_")[0], path.parent.name[:2])
+        with open(path, encoding="utf-8", newline="") as f:
+            for r in csv.DictReader(f, delimiter="\t"):
+                text = r["text"].replace('""', '"').strip().strip('"')
+                rows.append({"text": text, "language": lang, "kind": "other"})
+    return rows
+
+
+def load_topic_phrasing() -> list[dict[str, Any]]:
+    rows = load_rows(TOPIC_PHRASING)
+    return [{**r, "kind": "other" if r["kind"] == "neutral" else r["kind"]} for r in rows]
+
+
+def false_positive_check(
+    models: list[tuple[str, KindModel | None]],
+    sib: list[dict[str, Any]],
+    S: np.ndarray,
+    tp: list[dict[str, Any]],
+    T: np.ndarray,
+) -> None:
+    """Neutral text must stay ``other``: a fact shown as a lesson misleads a funder.
+
+    ``None`` as a model means the old cue-lexicon classifier (for reference).
+    """
+    print(
+        f"\n== false positives: SIB-200 dev ({len(sib)} plain sentences, "
+        f"{len({r['language'] for r in sib})} languages; evaluation only) and "
+        f"bench/data/topic_phrasing.jsonl ({len(tp)}, neutral = other)"
+    )
+    langs = sorted({r["language"] for r in sib})
+    print(
+        f"{'model':10s} {'SIB kind%':>9s} "
+        + "".join(f"{lg:>6s}" for lg in langs)
+        + "  most given    "
+        + f"{'TP acc':>7s} {'TP neutral kept':>16s}"
+    )
+    for tag, m in models:
+        sp = predict(m, S, sib) if m else [cue_kind(r["text"], r["language"])[0] for r in sib]
+        tpp = predict(m, T, tp) if m else [cue_kind(r["text"], r["language"])[0] for r in tp]
+        share = sum(p != "other" for p in sp) / max(len(sp), 1)
+        per = [
+            sum(p != "other" for r, p in zip(sib, sp, strict=True) if r["language"] == lg)
+            / max(sum(r["language"] == lg for r in sib), 1)
+            for lg in langs
+        ]
+        given = [p for p in sp if p != "other"]
+        top = max(set(given), key=given.count) if given else "-"
+        neutral = [i for i, r in enumerate(tp) if r["kind"] == "other"]
+        kept = sum(tpp[i] == "other" for i in neutral) / max(len(neutral), 1)
+        acc = accuracy([r["kind"] for r in tp], tpp)
+        print(
+            f"{tag:10s} {share:9.3f} "
+            + "".join(f"{x:6.2f}" for x in per)
+            + f"  {top[:6]:6s} {given.count(top) if given else 0:4d}   "
+            + f"{acc:7.3f} {kept:16.3f}"
+        )
 
 
 def predict(model: KindModel, X: np.ndarray, rows: list[dict[str, Any]]) -> list[str]:
@@ -111,6 +189,7 @@ def lolo(
     lex: float,
     strict: float | None,
     folds: int | None,
+    fp_penalty: float = DEFAULT_FP_PENALTY,
 ) -> tuple[list[str], dict[str, int]]:
     """Predictions for every row from a model that never saw its language (and, strict, its
     near-translations); plus how many training rows the strict filter dropped per language."""
@@ -124,7 +203,7 @@ def lolo(
             near = (X[tr] @ X[te].T).max(1) >= strict
             dropped[lang] = int(near.sum())
             tr = tr[~near]
-        model = fit(X[tr], [rows[i] for i in tr], C, lex, folds)
+        model = fit(X[tr], [rows[i] for i in tr], C, lex, folds, fp_penalty)
         for i, p in zip(te, predict(model, X[te], [rows[i] for i in te]), strict=True):
             pred[i] = p
     return pred, dropped
@@ -169,12 +248,34 @@ def main() -> int:
     ap.add_argument("--sweep", action="store_true")
     ap.add_argument("--shipped", action="store_true", help="also score the shipped weights")
     ap.add_argument("--backend", default="torch")
+    ap.add_argument("--fp-penalty", type=float, default=DEFAULT_FP_PENALTY)
+    ap.add_argument(
+        "--weights",
+        type=Path,
+        action="append",
+        default=[],
+        help="also score these weight files in the false-positive check (e.g. the old ones)",
+    )
+    ap.add_argument(
+        "--fp-only", action="store_true", help="only the false-positive check (no LOLO, no refit)"
+    )
     args = ap.parse_args()
     t0 = time.perf_counter()
     train, held, fixture = load_rows(TRAIN), load_rows(HELDOUT), load_rows(FIXTURE)
     X = embed_texts([r["text"] for r in train], args.backend)
     H = embed_texts([r["text"] for r in held], args.backend)
     F = embed_texts([r["text"] for r in fixture], args.backend)
+    sib, tp = load_sib_dev(), load_topic_phrasing()
+    S = embed_texts([r["text"] for r in sib], args.backend)
+    T = embed_texts([r["text"] for r in tp], args.backend)
+    extra: list[tuple[str, KindModel | None]] = [
+        (w.stem[:10], KindModel.load(w)) for w in args.weights
+    ]
+    if args.fp_only:
+        false_positive_check(
+            [("cues", None), ("shipped", KindModel.load()), *extra], sib, S, tp, T
+        )
+        return 0
     gold = [r["kind"] for r in train]
     print(
         f"training set: {len(train)} statements, {len({r['language'] for r in train})} languages;"
@@ -199,7 +300,7 @@ def main() -> int:
         return 0
 
     print(f"\n== leave-one-language-out (C={args.C}, lexicon weight {args.lexicon_weight})")
-    pred, _ = lolo(X, train, args.C, args.lexicon_weight, None, args.folds)
+    pred, _ = lolo(X, train, args.C, args.lexicon_weight, None, args.folds, args.fp_penalty)
     table(train, pred, {})
     confusion(gold, pred)
     if args.strict is not None:
@@ -207,12 +308,14 @@ def main() -> int:
             f"\n== strict leave-one-language-out: near-translations (cosine >= {args.strict}) "
             "of the test language's statements also removed from training"
         )
-        spred, dropped = lolo(X, train, args.C, args.lexicon_weight, args.strict, args.folds)
+        spred, dropped = lolo(
+            X, train, args.C, args.lexicon_weight, args.strict, args.folds, args.fp_penalty
+        )
         table(train, spred, dropped)
         confusion(gold, spred)
 
     print("\n== model fitted on all training languages")
-    model = fit(X, train, args.C, args.lexicon_weight, args.folds)
+    model = fit(X, train, args.C, args.lexicon_weight, args.folds, args.fp_penalty)
     print(f"temperature {model.temperature:.3f}, other-threshold {model.threshold:.2f}")
     models = [("refit", model)]
     if args.shipped:
@@ -235,6 +338,8 @@ def main() -> int:
         score(f"[{tag}] project fixture (cue-era set)", fixture, predict(m, F, fixture))
         if tag == "refit":
             confusion([r["kind"] for r in held], hp)
+    models_fp: list[tuple[str, KindModel | None]] = [("cues", None), *models, *extra]
+    false_positive_check(models_fp, sib, S, tp, T)
     print(f"\n({time.perf_counter() - t0:.0f}s)")
     return 0
 

@@ -546,6 +546,13 @@ class KindModel:
     threshold: float = 0.0
     lexicon_weight: float = 0.0
     meta: dict[str, Any] = field(default_factory=dict)
+    #: "Is this a kind at all" gate: unit mean direction of the training statements that
+    #: have a kind, and the cosine to it below which the answer is ``other`` whatever the
+    #: classifier says. Plain news or encyclopedia sentences (sport results, geography)
+    #: lie far from meeting-note lessons and advice but a linear classifier still picks
+    #: some kind for them with confidence; the gate abstains there. None: no gate.
+    gate_centroid: np.ndarray | None = None
+    gate_min: float = -1.0
 
     def features(self, X: np.ndarray, texts: Sequence[str], langs: Sequence[str]) -> np.ndarray:
         Z = (np.asarray(X, dtype=np.float64) - self.mean) / self.scale
@@ -581,7 +588,16 @@ class KindModel:
     ) -> list[tuple[str, float]]:
         if not len(texts):
             return []
-        return self.decide(self.proba(X, texts, langs))
+        out = self.decide(self.proba(X, texts, langs))
+        if self.gate_centroid is None:
+            return out
+        V = np.asarray(X, dtype=np.float64)
+        V = V / np.maximum(np.linalg.norm(V, axis=1, keepdims=True), 1e-12)
+        near = V @ self.gate_centroid >= self.gate_min
+        return [
+            kc if ok or kc[0] == "other" else ("other", kc[1])
+            for kc, ok in zip(out, near.tolist(), strict=True)
+        ]
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -595,6 +611,10 @@ class KindModel:
             "threshold": round(float(self.threshold), 6),
             "lexicon_weight": float(self.lexicon_weight),
             "meta": self.meta,
+            "gate_centroid": (
+                None if self.gate_centroid is None else np.round(self.gate_centroid, 6).tolist()
+            ),
+            "gate_min": round(float(self.gate_min), 6),
         }
 
     @classmethod
@@ -612,6 +632,12 @@ class KindModel:
             threshold=float(data["threshold"]),
             lexicon_weight=float(data.get("lexicon_weight", 0.0)),
             meta=dict(data.get("meta", {})),
+            gate_centroid=(
+                None
+                if data.get("gate_centroid") is None
+                else np.asarray(data["gate_centroid"], dtype=np.float64)
+            ),
+            gate_min=float(data.get("gate_min", -1.0)),
         )
 
     @classmethod
@@ -650,21 +676,34 @@ def fit_temperature(logits: np.ndarray, y: np.ndarray) -> float:
     return float(np.exp((lo + hi) / 2.0))
 
 
-def tune_threshold(P: np.ndarray, y: np.ndarray, other: int, abstain_credit: float = 0.5) -> float:
+def tune_threshold(
+    P: np.ndarray,
+    y: np.ndarray,
+    other: int,
+    abstain_credit: float = 0.5,
+    fp_penalty: float = 0.0,
+) -> float:
     """The top-probability cut below which ``other`` is answered.
 
-    Maximises a utility in which a right kind scores 1, a wrong kind 0, and
+    Maximises a utility in which a right kind scores 1, a wrong kind 0,
     answering ``other`` for a statement of another kind (abstaining) scores
-    ``abstain_credit``: a missing kind costs the reader less than a wrong one
-    (a fact listed as a practice, a problem as a success). Plain accuracy
-    would never abstain on a balanced set. Ties go to the lowest cut.
+    ``abstain_credit``, and giving a kind to a neutral statement (gold
+    ``other``) scores ``-fp_penalty``: a missing kind costs the reader less
+    than a wrong one, and a plain fact shown to a funder as a "lesson" or
+    "best practice" costs most (real notes hold far more plain facts than the
+    balanced training set suggests). Plain accuracy would never abstain on a
+    balanced set. Ties go to the lowest cut.
     """
-    best_t, best_u = 0.0, -1.0
+    best_t, best_u = 0.0, -np.inf
     top = P.argmax(1)
-    for t in np.round(np.arange(0.0, 0.71, 0.01), 2):
+    for t in np.round(np.arange(0.0, 0.91, 0.01), 2):
         pred = np.where(P.max(1) >= t, top, other)
         abstained = (pred == other) & (y != other) & (top != other)
-        u = float((pred == y).sum() + abstain_credit * abstained.sum()) / len(y)
+        false_kind = (pred != other) & (y == other)
+        u = (
+            float((pred == y).sum() + abstain_credit * abstained.sum())
+            - fp_penalty * float(false_kind.sum())
+        ) / len(y)
         if u > best_u + 1e-9:
             best_t, best_u = float(t), u
     return best_t
@@ -701,6 +740,8 @@ def fit_kind_model(
     lexicon_weight: float = 0.0,
     calibrate: bool = True,
     folds: int | None = None,
+    fp_penalty: float = 0.0,
+    gate_quantile: float = 0.0,
     meta: dict[str, Any] | None = None,
 ) -> KindModel:
     """Fit the classifier; temperature and threshold from leave-languages-out predictions.
@@ -721,10 +762,31 @@ def fit_kind_model(
     if calibrate and len(set(langs)) > 1:
         oof = lolo_logits(Z, y, langs, C, folds)
         temperature = fit_temperature(oof, y)
-        threshold = tune_threshold(_softmax(oof / temperature), y, classes.index("other"))
+        threshold = tune_threshold(
+            _softmax(oof / temperature), y, classes.index("other"), fp_penalty=fp_penalty
+        )
     coef, icpt = _fit_logreg(Z, y, C)
+    centroid, gate_min = None, -1.0
+    if gate_quantile > 0:
+        # the gate keeps all but the ``gate_quantile`` share of the training statements that
+        # have a kind; tuned on training data only (never on the evaluation sets)
+        U = X / np.maximum(np.linalg.norm(X, axis=1, keepdims=True), 1e-12)
+        has_kind = y != classes.index("other")
+        centroid = U[has_kind].mean(0)
+        centroid /= np.linalg.norm(centroid)
+        gate_min = float(np.quantile(U[has_kind] @ centroid, gate_quantile))
     return KindModel(
-        classes, mean, scale, coef, icpt, temperature, threshold, lexicon_weight, dict(meta or {})
+        classes,
+        mean,
+        scale,
+        coef,
+        icpt,
+        temperature,
+        threshold,
+        lexicon_weight,
+        dict(meta or {}),
+        centroid,
+        gate_min,
     )
 
 

@@ -67,7 +67,12 @@ def test_training_set_is_balanced_and_multilingual() -> None:
     langs = {r["language"] for r in rows}
     assert len(langs) >= 12 and not langs & {"sl", "sk", "lv", "hr"}
     per_kind = [sum(r["kind"] == k for r in rows) for k in KINDS]
-    assert max(per_kind) < 1.4 * min(per_kind)  # "other" also has short decision notes
+    kinds_only = [n for k, n in zip(KINDS, per_kind, strict=True) if k != "other"]
+    assert max(kinds_only) < 1.3 * min(kinds_only)
+    # "other" is deliberately the largest class: plain facts, agenda items and
+    # descriptive news-like sentences are the hard negatives a reader must not
+    # see listed as lessons or practices
+    assert per_kind[KINDS.index("other")] >= max(kinds_only)
 
 
 # Slovenian is not in the training set. New sentences, one per kind.
@@ -103,3 +108,23 @@ def test_unseen_language_with_the_real_encoder(model_dir: Path) -> None:
     assert all(0.0 < c <= 1.0 for _, c in got)
     # the same answers when the caller passes embeddings (the miner's path)
     assert clf.classify(texts, ["sl"] * len(texts), enc.encode(texts)) == got
+
+
+# Plain descriptive sentences (none in the training set) in three languages: a fact
+# shown to a funder as a "lesson" or "best practice" misleads, so these must stay other.
+NEUTRAL = [
+    ("The bridge across the bay opened to traffic in 1998.", "en"),
+    ("The cathedral's tower is 123 metres tall.", "en"),
+    ("Der Flughafen liegt etwa zwanzig Kilometer südlich der Stadt.", "de"),
+    ("Die Ausstellung zeigt Gemälde aus dem 19. Jahrhundert.", "de"),
+    ("Zamek w Malborku jest największą budowlą ceglaną w Europie.", "pl"),
+    ("Mecz rozpoczął się o godzinie osiemnastej.", "pl"),
+]
+
+
+def test_neutral_descriptive_sentences_stay_other(model_dir: Path) -> None:
+    from nlp.embed import TorchEmbedder
+
+    clf = KindClassifier(encode=TorchEmbedder(model_dir).encode)
+    got = clf.classify([t for t, _ in NEUTRAL], [lg for _, lg in NEUTRAL])
+    assert [k for k, _ in got] == ["other"] * len(NEUTRAL), list(zip(got, NEUTRAL, strict=True))
