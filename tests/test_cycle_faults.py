@@ -145,7 +145,9 @@ async def test_a_note_storage_refuses_is_recorded_and_the_cycle_goes_on(
             await _note(handle, f"Looks fine to the API {POISON}", key="poison")
         cause = failed.value.cause
         assert isinstance(cause, ApplicationError) and cause.type == "Invalid"
-        assert "not stored" in cause.message and "UntranslatableCharacter" in cause.message
+        # The database's own reason travels with the refusal (its wording depends on
+        # whether psycopg or the server refuses the byte, so match the class only).
+        assert "not stored" in cause.message and "refused" in cause.message
         assert store.attempts["poison"] == 1
         types = await event_types(pool, cid)
         assert types[-1] == "NoteRejected"
@@ -193,7 +195,7 @@ async def test_a_note_storage_refuses_is_recorded_and_the_cycle_goes_on(
         submitted = [r["payload"] for r in await cur.fetchall()]
     assert rejected is not None and rejected["payload"]["client_key"] == "poison"
     reason = rejected["payload"]["reason"]
-    assert "UntranslatableCharacter" in reason and POISON not in reason  # no note text leaks
+    assert "refused" in reason and POISON not in reason  # no note text leaks
     assert stored[:2] == [good, late] and len(stored) == 3
     assert [p.get("late", False) for p in submitted] == [False, True, True]
 
