@@ -21,7 +21,9 @@ def test_curation_events_have_projectors() -> None:
 
 
 def test_curation_routes() -> None:
-    routes = {(m, r.path) for r in router.routes if isinstance(r, APIRoute) for m in r.methods}
+    routes = {
+        (m, r.path) for r in router.routes if isinstance(r, APIRoute) for m in r.methods or ()
+    }
     assert {
         ("PUT", "/v1/themes/{theme_id}/title"),
         ("POST", "/v1/themes/{theme_id}/merge"),
