@@ -258,6 +258,21 @@ async def test_erasure_leaves_no_trace_and_streams_gap_free(
         )
         assert r.status_code == 404
 
+        # a facilitators-only note: out of an analyst's search, still a manager's
+        vaxa = await _note(c, pid, "vaxa")
+        r = await client.patch(f"/v1/notes/{vaxa['id']}", json={"visibility": "facilitators"})
+        assert r.status_code == 200, r.text
+        analyst = key_headers(c.database_url, "analyst", [pid])
+        manager = key_headers(c.database_url, "manager", [pid])
+        q = "/v1/search?q=Diversify%20funding%20beyond%20public%20grants"
+        seen_by_manager = json.dumps((await client.get(q, headers=manager)).json()["items"])
+        seen_by_analyst = json.dumps((await client.get(q, headers=analyst)).json()["items"])
+        assert "Diversify funding" in seen_by_manager, seen_by_manager
+        assert "Diversify funding" not in seen_by_analyst, seen_by_analyst
+        theme = await _rows(c, "SELECT theme_id FROM statements WHERE note_id = %s", vaxa["id"])
+        r = await client.get(f"/v1/themes/{theme[0]['theme_id']}", headers=analyst)
+        assert "Diversify funding" not in r.text
+
         # erase everything lodz wrote
         r = await client.post("/v1/erasures", json={"organisation": "lodz", "reason": "request"})
         assert r.status_code == 201, r.text
