@@ -133,6 +133,9 @@ class MiningActivities:
         async with _heartbeating(10.0):
             async with self.pool.connection() as conn:
                 notes = await store.notes_to_reconcile(conn, inp.scope, inp.min_age_s, inp.limit)
+                notes += await store.self_assessments_to_reconcile(  # issue 13
+                    conn, inp.scope, inp.min_age_s, inp.limit
+                )
             for i in range(0, len(notes), 64):
                 batch = notes[i : i + 64]
                 try:

@@ -76,6 +76,27 @@ def with_questions(
     return out
 
 
+NOTE_PREFIX = "sa:"
+
+
+def note_id(cycle_id: str, meeting_id: str, version: int) -> str:
+    """The id the miner gives a submission's free text (issue 13: mined like a
+    note). One per submission (the event's version), so a new submission's
+    text is mined afresh and the previous one's statements can be forgotten."""
+    return f"{NOTE_PREFIX}{cycle_id}:{meeting_id}:{version}"
+
+
+def free_text(questions: Sequence[Mapping[str, Any]], answers: Sequence[Mapping[str, Any]]) -> str:
+    """The host's free-text answers, one paragraph each (scale and choice
+    answers say nothing the miner could cluster); "" when there are none."""
+    texts = [
+        str(a["value"]).strip()
+        for a in with_questions(questions, answers)
+        if a["type"] == "text" and isinstance(a["value"], str) and a["value"].strip()
+    ]
+    return "\n\n".join(texts)
+
+
 def as_text(answers: Sequence[Mapping[str, Any]]) -> str:
     """The answers as plain text for an e-mail (questions in the programme's wording)."""
     lines = []

@@ -21,9 +21,10 @@ from api.auth import CurrentPrincipal, Role
 from api.deps import Pool
 from api.problems import Problem
 from api.schemas_cycles import SelfAssessmentIn, SelfAssessmentOut
-from peerlearn import eventstore
+from peerlearn import eventstore, privacy
 from peerlearn import self_assessment as sa
 from peerlearn.events import EventType
+from peerlearn.mining import store
 
 router = APIRouter(
     prefix="/v1/cycles/{cycle_id}/meetings/{meeting_id}/self-assessment", tags=["meetings"]
@@ -90,6 +91,19 @@ async def submit_self_assessment(
             occurred_at=datetime.now(UTC),
         )
         rows = await sa.load(conn, cycle_id, meeting_id)
+        # the previous submission's mined statements leave themes and search;
+        # the note reconciliation mines this one's free text (issue 13)
+        current = sa.note_id(cycle_id, meeting_id, rows[0]["version"])
+        async with conn.cursor(row_factory=dict_row) as cur:
+            await cur.execute(
+                "SELECT DISTINCT note_id FROM statements"
+                " WHERE starts_with(note_id, %s) AND note_id <> %s",
+                (f"{sa.NOTE_PREFIX}{cycle_id}:{meeting_id}:", current),
+            )
+            stale = [str(r["note_id"]) for r in await cur.fetchall()]
+        themes = await privacy.forget_statements(conn, stale)
+        if themes:
+            await store.refresh_practices(conn, themes)
     return rows[0]
 
 
