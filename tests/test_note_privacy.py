@@ -272,6 +272,9 @@ async def test_erasure_leaves_no_trace_and_streams_gap_free(
         theme = await _rows(c, "SELECT theme_id FROM statements WHERE note_id = %s", vaxa["id"])
         r = await client.get(f"/v1/themes/{theme[0]['theme_id']}", headers=analyst)
         assert "Diversify funding" not in r.text
+        r = await client.get("/v1/themes/map", headers=analyst)
+        assert r.status_code == 200 and "Diversify funding" not in r.text
+        assert "Matchmaking events" in r.text  # the map has the other notes
 
         # erase everything lodz wrote
         r = await client.post("/v1/erasures", json={"organisation": "lodz", "reason": "request"})

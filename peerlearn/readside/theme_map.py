@@ -44,10 +44,18 @@ class Projection:
     labels: dict[str, str]
 
 
+# Facilitators-only notes (issue 12) are never on the map, whoever asks: the
+# map is cached per grant, not per role. (notes has no note_id column, so the
+# unqualified name is the outer statements row's.)
+_NOT_FACILITATORS_ONLY = (
+    "note_id NOT IN (SELECT id FROM notes WHERE visibility = 'facilitators')"
+)
+
+
 def _grant_clause(grant: list[str] | None) -> tuple[str, list[Any]]:
     if grant is None:
-        return "TRUE", []
-    return "programme_id = ANY(%s)", [grant]
+        return _NOT_FACILITATORS_ONLY, []
+    return f"programme_id = ANY(%s) AND {_NOT_FACILITATORS_ONLY}", [grant]
 
 
 async def data_version(pool: AsyncConnectionPool, grant: list[str] | None) -> str:
