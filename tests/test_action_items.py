@@ -5,23 +5,20 @@ ones first, to the managers and coordinators (caught by a real SMTP server)."""
 
 from __future__ import annotations
 
-import socket
 import uuid
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from email import message_from_bytes
 from email.policy import default as default_policy
 
-import httpx
 import pytest_asyncio
-from auth_helpers import admin_headers, api_client, key_headers
+from auth_helpers import key_headers
 from psycopg.rows import dict_row
 from psycopg_pool import AsyncConnectionPool
+from review_support import Ctx, free_port, open_ctx
 from temporalio.testing import WorkflowEnvironment
 
 from activities.mail import MailActivities
-from api.main import create_app
 from peerlearn import eventstore, projections
 from peerlearn.events import EventType
 from peerlearn.mailcatcher import MailCatcher
@@ -31,24 +28,12 @@ from workflows.types import workflow_id_for
 NOW = datetime.now(UTC).replace(microsecond=0)
 
 
-@dataclass
-class Ctx:
-    client: httpx.AsyncClient
-    pool: AsyncConnectionPool
-    database_url: str
-
-
 @pytest_asyncio.fixture(loop_scope="session", scope="module")
 async def ctx(
     temporal_env: WorkflowEnvironment, pool: AsyncConnectionPool, database_url: str
 ) -> AsyncIterator[Ctx]:
-    settings = Settings(
-        database_url=database_url,
-        temporal_address=temporal_env.client.service_client.config.target_host,
-        load_demo=False,
-    )
-    async with api_client(create_app(settings), admin_headers(database_url)) as client:
-        yield Ctx(client, pool, database_url)
+    async with open_ctx(temporal_env, pool, database_url) as c:
+        yield c
 
 
 def _contact(name: str, email: str, lang: str, role: str = "coordinator") -> dict[str, str]:
@@ -184,11 +169,6 @@ async def test_recommendation_to_action_to_done(ctx: Ctx) -> None:
     assert (await ctx.client.get("/v1/programmes/nope/action-plan")).status_code == 404
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
 
 async def test_follow_up_mail_lists_open_items_overdue_first(ctx: Ctx) -> None:
     pid, cid = await _setup(ctx)
@@ -216,7 +196,7 @@ async def test_follow_up_mail_lists_open_items_overdue_first(ctx: Ctx) -> None:
         idempotency_key=f"{cid}:follow-up",
         occurred_at=NOW,
     )
-    port = _free_port()
+    port = free_port()
     settings = Settings(database_url=ctx.database_url, smtp_host="127.0.0.1", smtp_port=port)
     with MailCatcher(ctx.database_url, port=port):
         res = await MailActivities(ctx.pool, settings).deliver_mail(cid)

@@ -5,21 +5,18 @@ access as reading the cycle), and the caught mail for admins."""
 from __future__ import annotations
 
 import smtplib
-import socket
 import uuid
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-import httpx
 import pytest_asyncio
-from auth_helpers import admin_headers, api_client, key_headers
+from auth_helpers import key_headers
 from icalendar import Calendar
 from psycopg_pool import AsyncConnectionPool
+from review_support import Ctx, free_port, open_ctx
 from temporalio.testing import WorkflowEnvironment
 
-from api.main import create_app
 from peerlearn import eventstore, mail
 from peerlearn.events import EventType
 from peerlearn.mailcatcher import MailCatcher
@@ -33,25 +30,13 @@ CONTACTS = [
 ]
 
 
-@dataclass
-class Ctx:
-    client: httpx.AsyncClient
-    pool: AsyncConnectionPool
-    database_url: str
-
-
 @pytest_asyncio.fixture(loop_scope="session", scope="module")
 async def ctx(
     temporal_env: WorkflowEnvironment, pool: AsyncConnectionPool, database_url: str
 ) -> AsyncIterator[Ctx]:
-    settings = Settings(
-        database_url=database_url,
-        temporal_address=temporal_env.client.service_client.config.target_host,
-        smtp_from="peerlearn <noreply@example.org>",
-        load_demo=False,
-    )
-    async with api_client(create_app(settings), admin_headers(database_url)) as client:
-        yield Ctx(client, pool, database_url)
+    sender = "peerlearn <noreply@example.org>"
+    async with open_ctx(temporal_env, pool, database_url, smtp_from=sender) as c:
+        yield c
 
 
 def _programme_body(**over: Any) -> dict[str, Any]:
@@ -183,11 +168,6 @@ async def test_calendar_feed_and_its_access(ctx: Ctx) -> None:
     assert (await ctx.client.get("/v1/cycles/nope/calendar.ics")).status_code == 404
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
 
 async def test_caught_mail_for_admins_only(ctx: Ctx) -> None:
     msg = mail.build_message(
@@ -202,7 +182,7 @@ async def test_caught_mail_for_admins_only(ctx: Ctx) -> None:
         kind="invitation",
         ics=("REQUEST", b"BEGIN:VCALENDAR\r\nVERSION:2.0\r\nMETHOD:REQUEST\r\nEND:VCALENDAR\r\n"),
     )
-    port = _free_port()
+    port = free_port()
     with MailCatcher(ctx.database_url, port=port), smtplib.SMTP("127.0.0.1", port) as smtp:
         smtp.send_message(msg)
         smtp.send_message(msg)  # a re-send: same Message-ID

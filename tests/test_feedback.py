@@ -5,23 +5,20 @@ SMTP server; the summary is stored once and the host acknowledges it."""
 
 from __future__ import annotations
 
-import socket
 import uuid
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from email import message_from_bytes
 from email.policy import default as default_policy
 
-import httpx
 import pytest_asyncio
-from auth_helpers import admin_headers, api_client, key_headers
+from auth_helpers import key_headers
 from psycopg.rows import dict_row
 from psycopg_pool import AsyncConnectionPool
+from review_support import Ctx, free_port, open_ctx
 from temporalio.testing import WorkflowEnvironment
 
 from activities.mail import MailActivities
-from api.main import create_app
 from peerlearn import eventstore
 from peerlearn.events import EventType
 from peerlearn.mailcatcher import MailCatcher
@@ -31,30 +28,13 @@ from workflows.types import workflow_id_for
 NOW = datetime.now(UTC).replace(microsecond=0)
 
 
-@dataclass
-class Ctx:
-    client: httpx.AsyncClient
-    pool: AsyncConnectionPool
-    database_url: str
-
-
 @pytest_asyncio.fixture(loop_scope="session", scope="module")
 async def ctx(
     temporal_env: WorkflowEnvironment, pool: AsyncConnectionPool, database_url: str
 ) -> AsyncIterator[Ctx]:
-    settings = Settings(
-        database_url=database_url,
-        temporal_address=temporal_env.client.service_client.config.target_host,
-        load_demo=False,
-    )
-    async with api_client(create_app(settings), admin_headers(database_url)) as client:
-        yield Ctx(client, pool, database_url)
+    async with open_ctx(temporal_env, pool, database_url) as c:
+        yield c
 
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 STATEMENTS = [
@@ -135,7 +115,7 @@ async def test_feedback_mailed_stored_and_acknowledged(ctx: Ctx) -> None:
         rows = await cur.fetchall()
     assert [(r["recipient"], r["id"].endswith(":feedback")) for r in rows] == [("host:vaxa", True)]
 
-    port = _free_port()
+    port = free_port()
     settings = Settings(database_url=ctx.database_url, smtp_host="127.0.0.1", smtp_port=port)
     with MailCatcher(ctx.database_url, port=port):
         await MailActivities(ctx.pool, settings).deliver_mail(cid)

@@ -9,44 +9,29 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-import httpx
 import pytest_asyncio
-from auth_helpers import admin_headers, api_client, key_headers
+from auth_helpers import key_headers
 from psycopg_pool import AsyncConnectionPool
+from review_support import Ctx, open_ctx
 from temporalio.testing import WorkflowEnvironment
 
-from api.main import create_app
 from peerlearn import eventstore
 from peerlearn.access import SYSTEM
 from peerlearn.events import EventType
 from peerlearn.readside.report import ReviewPath, build_report, render_html, render_markdown
-from peerlearn.settings import Settings
 from workflows.types import workflow_id_for
 
 NOW = datetime.now(UTC).replace(microsecond=0)
-
-
-@dataclass
-class Ctx:
-    client: httpx.AsyncClient
-    pool: AsyncConnectionPool
-    database_url: str
 
 
 @pytest_asyncio.fixture(loop_scope="session", scope="module")
 async def ctx(
     temporal_env: WorkflowEnvironment, pool: AsyncConnectionPool, database_url: str
 ) -> AsyncIterator[Ctx]:
-    settings = Settings(
-        database_url=database_url,
-        temporal_address=temporal_env.client.service_client.config.target_host,
-        load_demo=False,
-    )
-    async with api_client(create_app(settings), admin_headers(database_url)) as client:
-        yield Ctx(client, pool, database_url)
+    async with open_ctx(temporal_env, pool, database_url) as c:
+        yield c
 
 
 async def test_report_shows_recommendation_action_done_per_host(ctx: Ctx) -> None:

@@ -4,24 +4,21 @@ the answers in the peers' preparation pack e-mail, caught by a real SMTP server.
 
 from __future__ import annotations
 
-import socket
 import uuid
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from email import message_from_bytes
 from email.policy import default as default_policy
 from typing import Any
 
-import httpx
 import pytest_asyncio
-from auth_helpers import admin_headers, api_client, key_headers
+from auth_helpers import key_headers
 from psycopg.rows import dict_row
 from psycopg_pool import AsyncConnectionPool
+from review_support import Ctx, free_port, open_ctx
 from temporalio.testing import WorkflowEnvironment
 
 from activities.mail import MailActivities
-from api.main import create_app
 from peerlearn import eventstore, projections
 from peerlearn.events import EventType
 from peerlearn.mailcatcher import MailCatcher
@@ -36,24 +33,12 @@ QUESTIONS: list[dict[str, Any]] = [
 ]
 
 
-@dataclass
-class Ctx:
-    client: httpx.AsyncClient
-    pool: AsyncConnectionPool
-    database_url: str
-
-
 @pytest_asyncio.fixture(loop_scope="session", scope="module")
 async def ctx(
     temporal_env: WorkflowEnvironment, pool: AsyncConnectionPool, database_url: str
 ) -> AsyncIterator[Ctx]:
-    settings = Settings(
-        database_url=database_url,
-        temporal_address=temporal_env.client.service_client.config.target_host,
-        load_demo=False,
-    )
-    async with api_client(create_app(settings), admin_headers(database_url)) as client:
-        yield Ctx(client, pool, database_url)
+    async with open_ctx(temporal_env, pool, database_url) as c:
+        yield c
 
 
 async def _setup(c: Ctx) -> tuple[str, str]:
@@ -174,15 +159,10 @@ async def test_refusals(ctx: Ctx) -> None:
     assert (await ctx.client.put(url, json={"answers": ANSWERS})).status_code == 409  # too late
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
 
 async def test_answers_travel_in_the_preparation_pack(ctx: Ctx) -> None:
     pid, cid = await _setup(ctx)
-    port = _free_port()
+    port = free_port()
     settings = Settings(database_url=ctx.database_url, smtp_host="127.0.0.1", smtp_port=port)
     acts = MailActivities(ctx.pool, settings)
 
@@ -248,7 +228,7 @@ async def test_host_without_answers_is_reminded_with_the_pack(ctx: Ctx) -> None:
     the host's contact gets a reminder with the questions (its answers are due
     by the visit); a host that answered gets none (previous test)."""
     _, cid = await _setup(ctx)
-    port = _free_port()
+    port = free_port()
     settings = Settings(database_url=ctx.database_url, smtp_host="127.0.0.1", smtp_port=port)
     start = T0 + timedelta(days=20)
     await eventstore.append_event(
