@@ -52,6 +52,8 @@ STATEMENTS = [
     ("graz", "en", "recommendation", "Publish the mentoring results once a year."),
 ]
 
+GLOSS_TEXT = "Advisory offices in small municipalities reach rural firms."
+
 
 def _free_port() -> int:
     with socket.socket() as s:
@@ -141,6 +143,21 @@ async def _seed_cycle(database_url: str, pid: str, cid: str) -> None:
                 " VALUES (%s, %s, 0, %s, %s, 'visit-0', %s, %s, %s, %s, %s)",
                 (f"{cid}-s{i}", f"{cid}-n{i}", pid, cid, org, text, lang, kind, f"h{cid}{i}"),
             )
+        # the Polish recommendation's English gloss: a similar statement of its theme
+        await conn.execute(
+            "INSERT INTO statements (id, note_id, position, programme_id, cycle_id,"
+            " meeting_id, organisation_id, text, language, kind, content_hash, theme_id)"
+            " VALUES (%s, %s, 0, %s, %s, 'visit-1', 'graz', %s, 'en', 'lesson', %s, %s)",
+            (f"{cid}-en", f"{cid}-nen", pid, cid, GLOSS_TEXT, f"h{cid}en", f"t-{cid}"),
+        )
+        await conn.execute(
+            "UPDATE statements SET theme_id = %s WHERE id = %s", (f"t-{cid}", f"{cid}-s2")
+        )
+        await conn.execute(
+            "INSERT INTO statement_glosses (statement_id, rank, english_statement_id,"
+            " similarity, theme_id) VALUES (%s, 1, %s, 0.71, %s)",
+            (f"{cid}-s2", f"{cid}-en", f"t-{cid}"),
+        )
         r = await eventstore.append(
             conn, stream_id=cid, type=EventType.NOTE_WINDOW_CLOSED,
             payload={"meeting_id": "visit-0", "note_count": 2, "expected": 2,
@@ -216,12 +233,18 @@ def test_host_fills_self_assessment_reads_feedback_and_plans(
             expect(fb.locator(".fb-recommendations .fb-item")).to_have_count(2)
             expect(fb.locator(".fb-strengths .fb-item")).to_contain_text("Program mentorski")
             expect(fb.locator(".fb-challenges .fb-item")).to_contain_text("auf dem Land")
+            polish_rec = fb.locator(".fb-recommendations .fb-item", has_text="punkt doradczy")
+            expect(polish_rec.locator(".gloss")).to_contain_text(GLOSS_TEXT)
+            expect(polish_rec.locator(".gloss")).to_contain_text("not a translation")
             fb.locator("#host-fb-note").fill("Tack, vi tar med oss rekommendationerna.")
             page.click("#host-fb-ack")
             expect(page.locator("#host-fb-acknowledged")).to_contain_text("Tack, vi tar")
             page.locator("#host-feedback").screenshot(path=str(shots / "host-02-feedback.png"))
             got = api.get(f"/v1/cycles/{cid}/meetings/visit-0/feedback").json()
             assert got["acknowledged_at"] and got["acknowledgement_note"].startswith("Tack")
+            (rec,) = [i for i in got["recommendations"] if i["language"] == "pl"]
+            assert rec["gloss"]["english_text"] == GLOSS_TEXT
+            assert all(i["gloss"] is None for i in got["strengths"] + got["challenges"])
 
             # ---- the action plan: a Polish recommendation becomes an item ----
             plan = page.locator("#host-action-plan")

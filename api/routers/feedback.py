@@ -15,13 +15,23 @@ from fastapi import APIRouter, Request
 from pydantic import BaseModel, Field
 
 from api import cycle_ops
-from api.auth import CurrentPrincipal, Role
+from api.auth import CurrentPrincipal, Principal, Role
 from api.deps import Pool
 from api.problems import Problem
 from peerlearn import eventstore, feedback
 from peerlearn.events import EventType
+from peerlearn.readside import glosses
 
 router = APIRouter(prefix="/v1/cycles/{cycle_id}/meetings/{meeting_id}/feedback", tags=["meetings"])
+
+
+class Gloss(BaseModel):
+    """The most similar English statement of the same theme (not a translation)."""
+
+    english_statement_id: str
+    english_text: str
+    similarity: float
+    label: str
 
 
 class FeedbackItem(BaseModel):
@@ -31,6 +41,7 @@ class FeedbackItem(BaseModel):
     organisation: str | None
     language: str
     text: str
+    gloss: Gloss | None = None
 
 
 class FeedbackOut(BaseModel):
@@ -51,13 +62,24 @@ class AcknowledgeIn(BaseModel):
     note: str | None = Field(default=None, max_length=2000)
 
 
-async def _summary(pool: Pool, cycle_id: str, meeting_id: str) -> dict[str, Any]:
+async def _summary(
+    pool: Pool, cycle_id: str, meeting_id: str, principal: Principal
+) -> dict[str, Any]:
+    """The stored summary; non-English statements get an English gloss the
+    caller may read (issue 13: feedback "with glosses"), looked up at read
+    time because glosses follow re-mining while the summary stays as sent."""
     async with pool.connection() as conn:
         rows = await feedback.summaries(conn, cycle_id, meeting_id)
-    if not rows:
-        raise Problem(404, f"no feedback for meeting {meeting_id!r} yet (after its note window)")
-    row = rows[0]
-    return {**row, **feedback.grouped(row.pop("items"))}
+        if not rows:
+            raise Problem(
+                404, f"no feedback for meeting {meeting_id!r} yet (after its note window)"
+            )
+        items = [dict(i) for i in rows[0].pop("items")]
+        found = await glosses.glosses_for(
+            conn, principal, [i["statement_id"] for i in items if i.get("language") != "en"]
+        )
+    glosses.attach(items, found, "statement_id")
+    return {**rows[0], **feedback.grouped(items)}
 
 
 @router.get("", response_model=FeedbackOut, responses={404: {}})
@@ -68,7 +90,7 @@ async def get_feedback(
     await cycle_ops.visible_cycle(
         pool, getattr(request.app.state, "temporal", None), cycle_id, principal
     )
-    return await _summary(pool, cycle_id, meeting_id)
+    return await _summary(pool, cycle_id, meeting_id, principal)
 
 
 @router.post("/acknowledge", response_model=FeedbackOut, responses={403: {}, 404: {}})
@@ -84,7 +106,7 @@ async def acknowledge_feedback(
     await cycle_ops.visible_cycle(
         pool, getattr(request.app.state, "temporal", None), cycle_id, principal
     )
-    current = await _summary(pool, cycle_id, meeting_id)
+    current = await _summary(pool, cycle_id, meeting_id, principal)
     if principal.role not in (Role.admin, Role.manager, Role.partner):
         raise Problem(403, f"role {principal.role.value!r} may read feedback, not acknowledge it")
     principal.check_organisation(current["host"])  # partners: the host's own key only
@@ -97,4 +119,4 @@ async def acknowledge_feedback(
             idempotency_key=f"{cycle_id}:feedback-ack:{meeting_id}:{uuid.uuid4().hex}",
             occurred_at=datetime.now(UTC),
         )
-    return await _summary(pool, cycle_id, meeting_id)
+    return await _summary(pool, cycle_id, meeting_id, principal)

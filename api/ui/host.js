@@ -184,7 +184,8 @@ async function feedbackCard(ctx) {
     if (!items.length) continue;
     card.append(el("h3", {}, title),
       el("ul", { class: `fb-list fb-${key}` }, items.map((i) => el("li", { class: "fb-item", lang: i.language, "data-statement": i.statement_id },
-        i.text, " ", el("span", { class: "muted small" }, `— ${names[i.organisation] || i.organisation || "peer"} · ${i.language}`)))));
+        i.text, " ", el("span", { class: "muted small" }, `— ${names[i.organisation] || i.organisation || "peer"} · ${i.language}`),
+        i.gloss ? el("div", { class: "gloss muted small", lang: "en" }, el("em", {}, `${i.gloss.label}: `), i.gloss.english_text) : null))));
   }
   if (fb.acknowledged_at) {
     card.append(el("p", { class: "notice", id: "host-fb-acknowledged" },
