@@ -122,6 +122,21 @@ async def run_update(
         raise Problem(503, f"Temporal refused the change: {exc.message}") from exc
 
 
+async def update_visible_cycle(
+    pool: AsyncConnectionPool,
+    client: Client,
+    cycle_id: str,
+    principal: Principal,
+    update: Any,
+    arg: Any,
+) -> Any:
+    """The one path of every manager change routed to the cycle's workflow:
+    check the caller may see the cycle (404 otherwise), then run the update
+    (its refusals mapped as `run_update` does)."""
+    row = await visible_cycle(pool, client, cycle_id, principal)
+    return await run_update(client, row, update, arg)
+
+
 def status_out(st: CycleStatus) -> CycleStatusOut:
     tz = st.time_zone
 

@@ -259,8 +259,9 @@ async def pause_cycle(
     principal: Principal = require(Role.manager),
 ) -> Any:
     """Hold the cycle's clock: nothing fires until resumed."""
-    row = await cycle_ops.visible_cycle(pool, client, cycle_id, principal)
-    return await cycle_ops.run_update(client, row, PeerLearningCycle.pause, PauseInput(body.reason))
+    return await cycle_ops.update_visible_cycle(
+        pool, client, cycle_id, principal, PeerLearningCycle.pause, PauseInput(body.reason)
+    )
 
 
 @router.post("/{cycle_id}/resume", response_model=ChangeOut, responses=_ERRORS)
@@ -271,9 +272,8 @@ async def resume_cycle(
     client: TemporalClient,
     principal: Principal = require(Role.manager),
 ) -> Any:
-    row = await cycle_ops.visible_cycle(pool, client, cycle_id, principal)
-    return await cycle_ops.run_update(
-        client, row, PeerLearningCycle.resume, PauseInput(body.reason)
+    return await cycle_ops.update_visible_cycle(
+        pool, client, cycle_id, principal, PeerLearningCycle.resume, PauseInput(body.reason)
     )
 
 

@@ -56,7 +56,6 @@ async def add_meeting(
     principal: Principal = Manager,
 ) -> Any:
     """Add a meeting (in the future, inside the cycle, overlapping none)."""
-    row = await cycle_ops.visible_cycle(pool, client, cycle_id, principal)
     plan = MeetingPlan(
         meeting_id=body.meeting_id or "m-" + uuid.uuid4().hex[:8],
         kind=body.kind,
@@ -69,8 +68,8 @@ async def add_meeting(
         target_groups=body.target_groups,
         participants=body.participants,
     )
-    return await cycle_ops.run_update(
-        client, row, PeerLearningCycle.add_meeting, AddMeetingInput(plan)
+    return await cycle_ops.update_visible_cycle(
+        pool, client, cycle_id, principal, PeerLearningCycle.add_meeting, AddMeetingInput(plan)
     )
 
 
@@ -84,11 +83,12 @@ async def move_meeting(
     principal: Principal = Manager,
 ) -> Any:
     """Move a meeting not yet held; its timers (preparation pack, reminders) re-plan."""
-    row = await cycle_ops.visible_cycle(pool, client, cycle_id, principal)
     dur = timedelta(minutes=body.duration_minutes) if body.duration_minutes else None
-    return await cycle_ops.run_update(
+    return await cycle_ops.update_visible_cycle(
+        pool,
         client,
-        row,
+        cycle_id,
+        principal,
         PeerLearningCycle.move_meeting,
         MoveMeetingInput(
             meeting_id=meeting_id, starts_at=body.starts_at.astimezone(UTC), duration=dur
@@ -106,10 +106,11 @@ async def swap_host(
     principal: Principal = Manager,
 ) -> Any:
     """Give the meeting another host (must be a partner of the programme)."""
-    row = await cycle_ops.visible_cycle(pool, client, cycle_id, principal)
-    return await cycle_ops.run_update(
+    return await cycle_ops.update_visible_cycle(
+        pool,
         client,
-        row,
+        cycle_id,
+        principal,
         PeerLearningCycle.swap_host,
         SwapHostInput(meeting_id=meeting_id, host=body.host),
     )
@@ -125,10 +126,11 @@ async def cancel_meeting(
     principal: Principal = Manager,
 ) -> Any:
     """Cancel a meeting that has not been held."""
-    row = await cycle_ops.visible_cycle(pool, client, cycle_id, principal)
-    return await cycle_ops.run_update(
+    return await cycle_ops.update_visible_cycle(
+        pool,
         client,
-        row,
+        cycle_id,
+        principal,
         PeerLearningCycle.cancel_meeting,
         CancelMeetingInput(meeting_id=meeting_id, reason=body.reason),
     )
