@@ -49,6 +49,7 @@ class Projection:
 # unqualified name is the outer statements row's.)
 _NOT_FACILITATORS_ONLY = (
     "note_id NOT IN (SELECT id FROM notes WHERE visibility = 'facilitators')"
+    " AND NOT hidden"  # statements an analyst hid (issue 11 curation) leave the map too
 )
 
 
