@@ -18,6 +18,7 @@ from datetime import datetime
 from typing import Any
 
 import psycopg
+from psycopg import sql
 from psycopg.rows import dict_row
 from psycopg.types.json import Jsonb
 
@@ -383,28 +384,38 @@ async def _self_assessment(conn: Conn, ev: Event) -> list[str]:
     )
 
 
+# The key of the per-meeting read rows that a later event replaces.
+_MEETING_KEY = ("cycle_id", "meeting_id")
+
+
+async def _upsert(conn: Conn, table: str, key: tuple[str, ...], row: dict[str, Any]) -> None:
+    """Write `row` into `table`, replacing every non-key column of the row with
+    the same `key`: the read rows where the latest event wins (answers,
+    acknowledgements, ballots, votes, focus topics), so replaying the stream
+    lands on the same row. Names are code constants, quoted as identifiers."""
+    cols = [sql.Identifier(c) for c in row]
+    query = sql.SQL("INSERT INTO {} ({}) VALUES ({}) ON CONFLICT ({}) DO UPDATE SET {}").format(
+        sql.Identifier(table),
+        sql.SQL(", ").join(cols),
+        sql.SQL(", ").join(sql.Placeholder() * len(cols)),
+        sql.SQL(", ").join(sql.Identifier(k) for k in key),
+        sql.SQL(", ").join(
+            sql.SQL("{0} = EXCLUDED.{0}").format(sql.Identifier(c)) for c in row if c not in key
+        ),
+    )
+    await conn.execute(query, list(row.values()))
+
+
 @projector(EventType.SELF_ASSESSMENT_SUBMITTED)
 async def _self_assessment_submitted(conn: Conn, ev: Event) -> list[str]:
     """The host's answers (issue 13); a later submission replaces an earlier one."""
     p = ev.payload
-    await conn.execute(
-        "INSERT INTO self_assessments (cycle_id, meeting_id, host, language, answers,"
-        " submitted_by, submitted_at, version) VALUES (%s, %s, %s, %s, %s, %s, %s, %s)"
-        " ON CONFLICT (cycle_id, meeting_id) DO UPDATE SET host = EXCLUDED.host,"
-        " language = EXCLUDED.language, answers = EXCLUDED.answers,"
-        " submitted_by = EXCLUDED.submitted_by, submitted_at = EXCLUDED.submitted_at,"
-        " version = EXCLUDED.version",
-        (
-            ev.stream_id,
-            p["meeting_id"],
-            p["host"],
-            p.get("language", "en"),
-            Jsonb(p["answers"]),
-            p.get("submitted_by"),
-            ev.occurred_at,
-            ev.version,
-        ),
-    )
+    await _upsert(conn, "self_assessments", _MEETING_KEY, {
+        "cycle_id": ev.stream_id, "meeting_id": p["meeting_id"], "host": p["host"],
+        "language": p.get("language", "en"), "answers": Jsonb(p["answers"]),
+        "submitted_by": p.get("submitted_by"), "submitted_at": ev.occurred_at,
+        "version": ev.version,
+    })  # fmt: skip
     return []
 
 
@@ -486,14 +497,10 @@ async def _host_row(conn: Conn, ev: Event, kind: str, subject: str) -> list[str]
 @projector(EventType.FEEDBACK_ACKNOWLEDGED)
 async def _feedback_acknowledged(conn: Conn, ev: Event) -> list[str]:
     p = ev.payload
-    await conn.execute(
-        "INSERT INTO feedback_acknowledgements (cycle_id, meeting_id, acknowledged_by,"
-        " acknowledged_at, note) VALUES (%s, %s, %s, %s, %s)"
-        " ON CONFLICT (cycle_id, meeting_id) DO UPDATE SET acknowledged_by ="
-        " EXCLUDED.acknowledged_by, acknowledged_at = EXCLUDED.acknowledged_at,"
-        " note = EXCLUDED.note",
-        (ev.stream_id, p["meeting_id"], p.get("by"), ev.occurred_at, p.get("note")),
-    )
+    await _upsert(conn, "feedback_acknowledgements", _MEETING_KEY, {
+        "cycle_id": ev.stream_id, "meeting_id": p["meeting_id"], "acknowledged_by": p.get("by"),
+        "acknowledged_at": ev.occurred_at, "note": p.get("note"),
+    })  # fmt: skip
     return []
 
 
@@ -504,13 +511,10 @@ async def _feedback_acknowledged(conn: Conn, ev: Event) -> list[str]:
 async def _topics_proposed(conn: Conn, ev: Event) -> list[str]:
     """A new ballot replaces the old one; votes for topics no longer on it lapse."""
     p = ev.payload
-    await conn.execute(
-        "INSERT INTO meeting_topic_proposals (cycle_id, meeting_id, topics, proposed_by,"
-        " proposed_at) VALUES (%s, %s, %s, %s, %s) ON CONFLICT (cycle_id, meeting_id)"
-        " DO UPDATE SET topics = EXCLUDED.topics, proposed_by = EXCLUDED.proposed_by,"
-        " proposed_at = EXCLUDED.proposed_at",
-        (ev.stream_id, p["meeting_id"], Jsonb(p["topics"]), p.get("by"), ev.occurred_at),
-    )
+    await _upsert(conn, "meeting_topic_proposals", _MEETING_KEY, {
+        "cycle_id": ev.stream_id, "meeting_id": p["meeting_id"], "topics": Jsonb(p["topics"]),
+        "proposed_by": p.get("by"), "proposed_at": ev.occurred_at,
+    })  # fmt: skip
     await conn.execute(
         "DELETE FROM topic_votes WHERE cycle_id = %s AND meeting_id = %s"
         " AND NOT (%s::jsonb ? topic)",
@@ -523,14 +527,11 @@ async def _topics_proposed(conn: Conn, ev: Event) -> list[str]:
 async def _topic_voted(conn: Conn, ev: Event) -> list[str]:
     """One vote per organisation and meeting: a later vote replaces the earlier."""
     p = ev.payload
-    await conn.execute(
-        "INSERT INTO topic_votes (cycle_id, meeting_id, organisation, topic, voted_by,"
-        " voted_at) VALUES (%s, %s, %s, %s, %s, %s)"
-        " ON CONFLICT (cycle_id, meeting_id, organisation) DO UPDATE SET topic ="
-        " EXCLUDED.topic, voted_by = EXCLUDED.voted_by, voted_at = EXCLUDED.voted_at",
-        (ev.stream_id, p["meeting_id"], p["organisation"], p["topic"], p.get("by"),
-         ev.occurred_at),
-    )  # fmt: skip
+    await _upsert(conn, "topic_votes", (*_MEETING_KEY, "organisation"), {
+        "cycle_id": ev.stream_id, "meeting_id": p["meeting_id"],
+        "organisation": p["organisation"], "topic": p["topic"], "voted_by": p.get("by"),
+        "voted_at": ev.occurred_at,
+    })  # fmt: skip
     return []
 
 
@@ -553,13 +554,10 @@ async def _write_focus(
     source: str,
     at: datetime,
 ) -> None:
-    await conn.execute(
-        "INSERT INTO meeting_focus_topics (cycle_id, meeting_id, topics, counts, source,"
-        " set_at) VALUES (%s, %s, %s, %s, %s, %s) ON CONFLICT (cycle_id, meeting_id)"
-        " DO UPDATE SET topics = EXCLUDED.topics, counts = EXCLUDED.counts,"
-        " source = EXCLUDED.source, set_at = EXCLUDED.set_at",
-        (cycle_id, meeting_id, Jsonb(topics), Jsonb(counts), source, at),
-    )
+    await _upsert(conn, "meeting_focus_topics", _MEETING_KEY, {
+        "cycle_id": cycle_id, "meeting_id": meeting_id, "topics": Jsonb(topics),
+        "counts": Jsonb(counts), "source": source, "set_at": at,
+    })  # fmt: skip
 
 
 async def _freeze_topic_vote(conn: Conn, cycle_id: str, meeting_id: str, at: datetime) -> None:

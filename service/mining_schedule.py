@@ -37,21 +37,27 @@ from workflows.mining import (
 )
 
 
-async def ensure_mining_schedule(
+async def _ensure_schedule(
     client: Client,
-    settings: Settings,
+    schedule_id: str,
+    workflow: str,
+    arg: object,
     *,
-    every: timedelta = timedelta(hours=24),
-    schedule_id: str = SCHEDULE_ID,
+    task_queue: str,
+    every: timedelta,
+    execution_timeout: timedelta,
 ) -> bool:
-    """Create the re-mining schedule if absent; True when it was created now."""
+    """Create an interval schedule that starts `workflow(arg)` unless one with
+    this id exists (True when created now). Overlapping runs are skipped, so a
+    slow run is never stacked on; Temporal appends the scheduled time to the
+    workflow id."""
     schedule = Schedule(
         action=ScheduleActionStartWorkflow(
-            THEME_MINING,
-            ThemeMiningInput(scope="all", trigger="schedule"),
-            id=schedule_id,  # Temporal appends the scheduled time
-            task_queue=settings.task_queue,
-            execution_timeout=timedelta(hours=6),
+            workflow,
+            arg,
+            id=schedule_id,
+            task_queue=task_queue,
+            execution_timeout=execution_timeout,
         ),
         spec=ScheduleSpec(intervals=[ScheduleIntervalSpec(every=every)]),
         policy=SchedulePolicy(overlap=ScheduleOverlapPolicy.SKIP),
@@ -61,6 +67,25 @@ async def ensure_mining_schedule(
         return True
     except ScheduleAlreadyRunningError:
         return False
+
+
+async def ensure_mining_schedule(
+    client: Client,
+    settings: Settings,
+    *,
+    every: timedelta = timedelta(hours=24),
+    schedule_id: str = SCHEDULE_ID,
+) -> bool:
+    """Create the re-mining schedule if absent; True when it was created now."""
+    return await _ensure_schedule(
+        client,
+        schedule_id,
+        THEME_MINING,
+        ThemeMiningInput(scope="all", trigger="schedule"),
+        task_queue=settings.task_queue,
+        every=every,
+        execution_timeout=timedelta(hours=6),
+    )
 
 
 async def ensure_reconcile_schedule(
@@ -72,22 +97,15 @@ async def ensure_reconcile_schedule(
 ) -> bool:
     """Create the note-reconciliation schedule if absent (True when created now):
     every minute, notes acknowledged but never mined get their statements."""
-    schedule = Schedule(
-        action=ScheduleActionStartWorkflow(
-            NOTE_RECONCILIATION,
-            ReconcileInput(),
-            id=schedule_id,
-            task_queue=settings.task_queue,
-            execution_timeout=timedelta(hours=1),
-        ),
-        spec=ScheduleSpec(intervals=[ScheduleIntervalSpec(every=every)]),
-        policy=SchedulePolicy(overlap=ScheduleOverlapPolicy.SKIP),
+    return await _ensure_schedule(
+        client,
+        schedule_id,
+        NOTE_RECONCILIATION,
+        ReconcileInput(),
+        task_queue=settings.task_queue,
+        every=every,
+        execution_timeout=timedelta(hours=1),
     )
-    try:
-        await client.create_schedule(schedule_id, schedule)
-        return True
-    except ScheduleAlreadyRunningError:
-        return False
 
 
 async def _schedule(args: argparse.Namespace) -> int:
