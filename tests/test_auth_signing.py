@@ -117,8 +117,10 @@ async def test_outbox_delivery_is_signed_and_verifiable(
     pool = AsyncConnectionPool(fresh_database_url, min_size=1, max_size=2, open=False)
     await pool.open()
     try:
-        local = {"webhook_allow_private": True, "webhook_allow_http": True}  # 127.0.0.1 receiver
-        acts = NotifyActivities(pool, Settings(database_url=fresh_database_url, **local))
+        settings = Settings(  # the receiver listens on plain-http 127.0.0.1
+            database_url=fresh_database_url, webhook_allow_private=True, webhook_allow_http=True
+        )
+        acts = NotifyActivities(pool, settings)
         out = await ActivityEnvironment().run(
             acts.deliver_outbox, DeliverOutboxInput(cycle_id="cyc-s")
         )
