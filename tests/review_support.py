@@ -11,10 +11,11 @@ import socket
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from datetime import datetime
 from email import message_from_bytes
 from email.message import EmailMessage
 from email.policy import default as default_policy
-from typing import cast
+from typing import Any, cast
 
 import httpx
 from auth_helpers import admin_headers, api_client
@@ -24,6 +25,7 @@ from temporalio.testing import WorkflowEnvironment
 
 from api.main import create_app
 from peerlearn.settings import Settings
+from workflows.types import workflow_id_for
 
 
 @dataclass
@@ -68,6 +70,30 @@ async def caught_messages(pool: AsyncConnectionPool) -> list[EmailMessage]:
         await cur.execute("SELECT raw FROM caught_mail ORDER BY id")
         rows = await cur.fetchall()
     return [
-        cast(EmailMessage, message_from_bytes(bytes(r["raw"]), policy=default_policy))
-        for r in rows
+        cast(EmailMessage, message_from_bytes(bytes(r["raw"]), policy=default_policy)) for r in rows
     ]
+
+
+def cycle_started(
+    programme_id: str,
+    cycle_id: str,
+    partners: list[str],
+    ends_at: datetime,
+    meetings: list[dict[str, Any]],
+    **extra: object,
+) -> dict[str, Any]:
+    """The payload of a CycleStarted event as these tests append it directly
+    (a "2031" cycle in Stockholm time, default policies), so a test sets up a
+    cycle's read model without running its workflow; `extra` adds fields such
+    as `phase` or `imported`."""
+    return {
+        "programme_id": programme_id,
+        "workflow_id": workflow_id_for(cycle_id),
+        "title": "2031",
+        "time_zone": "Europe/Stockholm",
+        "partners": partners,
+        "ends_at": ends_at.isoformat(),
+        "policies": {},
+        "meetings": meetings,
+        **extra,
+    }

@@ -15,7 +15,7 @@ import pytest_asyncio
 from auth_helpers import key_headers
 from psycopg.rows import dict_row
 from psycopg_pool import AsyncConnectionPool
-from review_support import Ctx, free_port, open_ctx
+from review_support import Ctx, cycle_started, free_port, open_ctx
 from temporalio.testing import WorkflowEnvironment
 
 from activities.mail import MailActivities
@@ -23,7 +23,6 @@ from peerlearn import eventstore, projections
 from peerlearn.events import EventType
 from peerlearn.mailcatcher import MailCatcher
 from peerlearn.settings import Settings
-from workflows.types import workflow_id_for
 
 NOW = datetime.now(UTC).replace(microsecond=0)
 
@@ -67,12 +66,8 @@ async def _setup(c: Ctx) -> tuple[str, str]:
         c.pool,
         stream_id=cid,
         type=EventType.CYCLE_STARTED,
-        payload={
-            "programme_id": pid, "workflow_id": workflow_id_for(cid), "title": "2031",
-            "time_zone": "Europe/Stockholm", "partners": ["vaxa", "lodz", "chem"],
-            "ends_at": (NOW + timedelta(days=100)).isoformat(), "policies": {},
-            "meetings": [visit], "phase": "kickoff", "imported": True,
-        },
+        payload=cycle_started(pid, cid, ["vaxa", "lodz", "chem"], NOW + timedelta(days=100),
+                              [visit], phase="kickoff", imported=True),
         idempotency_key=f"{cid}:1",
         occurred_at=start - timedelta(days=60),
     )  # fmt: skip
@@ -167,7 +162,6 @@ async def test_recommendation_to_action_to_done(ctx: Ctx) -> None:
     ]
     assert path["total"]["recommendations"] == 2 and path["total"]["done"] == 1
     assert (await ctx.client.get("/v1/programmes/nope/action-plan")).status_code == 404
-
 
 
 async def test_follow_up_mail_lists_open_items_overdue_first(ctx: Ctx) -> None:

@@ -14,14 +14,13 @@ import pytest_asyncio
 from auth_helpers import key_headers
 from icalendar import Calendar
 from psycopg_pool import AsyncConnectionPool
-from review_support import Ctx, free_port, open_ctx
+from review_support import Ctx, cycle_started, free_port, open_ctx
 from temporalio.testing import WorkflowEnvironment
 
 from peerlearn import eventstore, mail
 from peerlearn.events import EventType
 from peerlearn.mailcatcher import MailCatcher
 from peerlearn.settings import Settings
-from workflows.types import workflow_id_for
 
 T0 = datetime(2031, 5, 4, 8, 0, tzinfo=UTC)
 CONTACTS = [
@@ -109,13 +108,11 @@ async def _cycle_with_changes(ctx: Ctx, programme_id: str) -> str:
     await add(
         1,
         EventType.CYCLE_STARTED,
-        {
-            "programme_id": programme_id, "workflow_id": workflow_id_for(cid), "title": "2031",
-            "time_zone": "Europe/Stockholm", "partners": ["vaxa", "lodz"],
-            "ends_at": (T0 + timedelta(days=300)).isoformat(), "policies": {},
-            "meetings": [plan("web-1", T0 + timedelta(days=20), None),
-                         plan("visit-1", T0 + timedelta(days=50), "vaxa")],
-        },
+        cycle_started(
+            programme_id, cid, ["vaxa", "lodz"], T0 + timedelta(days=300),
+            [plan("web-1", T0 + timedelta(days=20), None),
+             plan("visit-1", T0 + timedelta(days=50), "vaxa")],
+        ),
     )  # fmt: skip
     moved = T0 + timedelta(days=52)
     await add(
@@ -166,7 +163,6 @@ async def test_calendar_feed_and_its_access(ctx: Ctx) -> None:
     anonymous = await ctx.client.get(url, headers={"Authorization": ""})
     assert anonymous.status_code == 401
     assert (await ctx.client.get("/v1/cycles/nope/calendar.ics")).status_code == 404
-
 
 
 async def test_caught_mail_for_admins_only(ctx: Ctx) -> None:

@@ -8,14 +8,12 @@ from __future__ import annotations
 import uuid
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
-from email import message_from_bytes
-from email.policy import default as default_policy
 
 import pytest_asyncio
 from auth_helpers import key_headers
 from psycopg.rows import dict_row
 from psycopg_pool import AsyncConnectionPool
-from review_support import Ctx, free_port, open_ctx
+from review_support import Ctx, caught_messages, cycle_started, free_port, open_ctx
 from temporalio.testing import WorkflowEnvironment
 
 from activities.mail import MailActivities
@@ -23,7 +21,6 @@ from peerlearn import eventstore
 from peerlearn.events import EventType
 from peerlearn.mailcatcher import MailCatcher
 from peerlearn.settings import Settings
-from workflows.types import workflow_id_for
 
 NOW = datetime.now(UTC).replace(microsecond=0)
 
@@ -34,7 +31,6 @@ async def ctx(
 ) -> AsyncIterator[Ctx]:
     async with open_ctx(temporal_env, pool, database_url) as c:
         yield c
-
 
 
 STATEMENTS = [
@@ -82,10 +78,8 @@ async def test_feedback_mailed_stored_and_acknowledged(ctx: Ctx) -> None:
            "ends_at": (start - timedelta(days=20, hours=-2)).isoformat()}  # fmt: skip
     await add(
         EventType.CYCLE_STARTED,
-        {"programme_id": pid, "workflow_id": workflow_id_for(cid), "title": "2031",
-         "time_zone": "Europe/Stockholm", "partners": ["vaxa", "lodz", "chem"],
-         "ends_at": (NOW + timedelta(days=90)).isoformat(), "policies": {},
-         "meetings": [web, plan], "imported": True},
+        cycle_started(pid, cid, ["vaxa", "lodz", "chem"], NOW + timedelta(days=90),
+                      [web, plan], imported=True),
         "start",
     )  # fmt: skip
     async with ctx.pool.connection() as conn:
@@ -119,11 +113,7 @@ async def test_feedback_mailed_stored_and_acknowledged(ctx: Ctx) -> None:
     settings = Settings(database_url=ctx.database_url, smtp_host="127.0.0.1", smtp_port=port)
     with MailCatcher(ctx.database_url, port=port):
         await MailActivities(ctx.pool, settings).deliver_mail(cid)
-    async with ctx.pool.connection() as conn, conn.cursor(row_factory=dict_row) as cur:
-        await cur.execute("SELECT raw FROM caught_mail ORDER BY id")
-        msgs = [
-            message_from_bytes(bytes(r["raw"]), policy=default_policy) for r in await cur.fetchall()
-        ]
+    msgs = await caught_messages(ctx.pool)
     fb = [
         m for m in msgs if m["X-Peerlearn-Kind"] == "feedback" and cid in m["X-Peerlearn-Outbox-Id"]
     ]

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import asyncio
 import signal
-import socket
 import sys
 import threading
 import uuid
@@ -31,6 +30,7 @@ from cycle_support import StubMining  # tests/ is on sys.path
 from icalendar import Calendar
 from psycopg.rows import dict_row
 from psycopg_pool import AsyncConnectionPool
+from review_support import free_port
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
@@ -92,15 +92,9 @@ FACILITATORS = [
 ALL = {"anna@a.se", "axel@a.se", "bea@b.pl", "cleo@c.de", "fiona@c.de", "max@esca.org"}
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 @pytest.fixture(scope="module")
 def catcher(database_url: str) -> Iterator[MailCatcher]:
-    with MailCatcher(database_url, port=_free_port()) as c:
+    with MailCatcher(database_url, port=free_port()) as c:
         yield c
 
 
@@ -407,7 +401,7 @@ async def test_without_a_catcher_mail_waits(pool: AsyncConnectionPool, database_
     marked, and the rows are sent once a server is there."""
     cyc = Cycle(pool, await _programme(pool))
     await cyc.start()
-    port = _free_port()
+    port = free_port()
     res = await MailActivities(
         pool, Settings(database_url=database_url, mail_catcher_port=port)
     ).deliver_mail(cyc.id)
@@ -532,7 +526,7 @@ async def test_worker_killed_after_send_resends_identical_message_id(
     cyc = Cycle(pool, await _programme(pool))
     await cyc.start()
     mark = await _last_id(pool)
-    slow = MailCatcher(database_url, port=_free_port())
+    slow = MailCatcher(database_url, port=free_port())
     slow.handler = SlowAfterStore(database_url, hold_at=4)
     with slow:
         proc = await asyncio.create_subprocess_exec(

@@ -14,14 +14,13 @@ from datetime import UTC, datetime, timedelta
 import pytest_asyncio
 from auth_helpers import key_headers
 from psycopg_pool import AsyncConnectionPool
-from review_support import Ctx, open_ctx
+from review_support import Ctx, cycle_started, open_ctx
 from temporalio.testing import WorkflowEnvironment
 
 from peerlearn import eventstore
 from peerlearn.access import SYSTEM
 from peerlearn.events import EventType
 from peerlearn.readside.report import ReviewPath, build_report, render_html, render_markdown
-from workflows.types import workflow_id_for
 
 NOW = datetime.now(UTC).replace(microsecond=0)
 
@@ -55,13 +54,11 @@ async def test_report_shows_recommendation_action_done_per_host(ctx: Ctx) -> Non
 
     await eventstore.append_event(
         ctx.pool, stream_id=cid, type=EventType.CYCLE_STARTED,
-        payload={
-            "programme_id": pid, "workflow_id": workflow_id_for(cid), "title": "2031",
-            "time_zone": "Europe/Stockholm", "partners": ["vaxa", "lodz", "chem"],
-            "ends_at": (NOW + timedelta(days=100)).isoformat(), "policies": {},
-            "meetings": [visit("v-vaxa", "vaxa", 40), visit("v-lodz", "lodz", 20)],
-            "phase": "kickoff", "imported": True,
-        },
+        payload=cycle_started(
+            pid, cid, ["vaxa", "lodz", "chem"], NOW + timedelta(days=100),
+            [visit("v-vaxa", "vaxa", 40), visit("v-lodz", "lodz", 20)],
+            phase="kickoff", imported=True,
+        ),
         idempotency_key=f"{cid}:1", occurred_at=NOW - timedelta(days=90),
     )  # fmt: skip
     recs = [  # (meeting, author, text): the peers' recommendations, any language

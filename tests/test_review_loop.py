@@ -14,7 +14,6 @@ peers' recommendation -> wrap-up -> the follow-up e-mail listing the open item
 from __future__ import annotations
 
 import asyncio
-import socket
 import uuid
 from datetime import UTC, datetime, timedelta
 from email import message_from_bytes
@@ -24,6 +23,7 @@ from typing import Any, cast
 
 from psycopg.rows import dict_row
 from psycopg_pool import AsyncConnectionPool
+from review_support import free_port
 from temporalio import activity
 from temporalio.client import WorkflowHandle
 from temporalio.testing import WorkflowEnvironment
@@ -99,12 +99,6 @@ class StatementMiner:
                 )  # fmt: skip
                 n += 1
         return AssignNoteThemesOutput(statement_count=n, theme_ids=[])
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 async def _sleep_until(env: WorkflowEnvironment, at: datetime) -> None:
@@ -196,7 +190,7 @@ async def test_review_loop_with_mail(
         time_zone="Europe/Stockholm",
         policies=CyclePolicies(follow_up_after=timedelta(days=30), min_notes_per_meeting=3),
     )
-    port = _free_port()
+    port = free_port()
     settings = Settings(database_url=database_url, smtp_host="127.0.0.1", smtp_port=port)
     cyc = CycleActivities(pool, settings)
     inbox = Inbox(pool, cid)

@@ -15,7 +15,7 @@ import pytest_asyncio
 from auth_helpers import key_headers
 from psycopg.rows import dict_row
 from psycopg_pool import AsyncConnectionPool
-from review_support import Ctx, free_port, open_ctx
+from review_support import Ctx, cycle_started, free_port, open_ctx
 from temporalio.testing import WorkflowEnvironment
 
 from activities.mail import MailActivities
@@ -23,7 +23,6 @@ from peerlearn import eventstore, projections
 from peerlearn.events import EventType
 from peerlearn.mailcatcher import MailCatcher
 from peerlearn.settings import Settings
-from workflows.types import workflow_id_for
 
 T0 = datetime.now(UTC).replace(microsecond=0) + timedelta(days=60)
 QUESTIONS: list[dict[str, Any]] = [
@@ -74,13 +73,11 @@ async def _setup(c: Ctx) -> tuple[str, str]:
         c.pool,
         stream_id=cid,
         type=EventType.CYCLE_STARTED,
-        payload={
-            "programme_id": pid, "workflow_id": workflow_id_for(cid), "title": "2031",
-            "time_zone": "Europe/Stockholm", "partners": ["vaxa", "lodz"],
-            "ends_at": (T0 + timedelta(days=100)).isoformat(), "policies": {},
-            "meetings": [plan("web", T0, None), plan("visit-1", T0 + timedelta(days=20), "vaxa")],
-            "phase": "kickoff",
-        },
+        payload=cycle_started(
+            pid, cid, ["vaxa", "lodz"], T0 + timedelta(days=100),
+            [plan("web", T0, None), plan("visit-1", T0 + timedelta(days=20), "vaxa")],
+            phase="kickoff",
+        ),
         idempotency_key=f"{cid}:1",
         occurred_at=datetime.now(UTC),
     )  # fmt: skip
@@ -157,7 +154,6 @@ async def test_refusals(ctx: Ctx) -> None:
         occurred_at=datetime.now(UTC),
     )  # fmt: skip
     assert (await ctx.client.put(url, json={"answers": ANSWERS})).status_code == 409  # too late
-
 
 
 async def test_answers_travel_in_the_preparation_pack(ctx: Ctx) -> None:
