@@ -312,16 +312,23 @@ async def _meeting(conn: Conn, ev: Event, sql_set: str, params: tuple[Any, ...])
     )
 
 
+async def _tell_participants(conn: Conn, ev: Event, kind: str, subject: str) -> list[str]:
+    """A change to the event's one meeting: its participants get one message
+    of `kind` (peerlearn/mail.py renders it from the meeting's read row)."""
+    return await _add_outbox(
+        conn, ev, kind=kind, recipient="participants", subject=subject,
+        meeting_id=ev.payload["meeting_id"],
+    )  # fmt: skip
+
+
 @projector(EventType.MEETING_SCHEDULED)
 async def _meeting_scheduled(conn: Conn, ev: Event) -> list[str]:
     await _insert_meeting(conn, ev.stream_id, ev.payload, ev.occurred_at)
     if ev.payload.get("imported"):  # a past meeting from an import: no invitation
         return []
-    mid = ev.payload["meeting_id"]
-    return await _add_outbox(
-        conn, ev, kind="invitation", recipient="participants", subject=f"Invitation: {mid}",
-        meeting_id=mid,
-    )  # fmt: skip
+    return await _tell_participants(
+        conn, ev, "invitation", f"Invitation: {ev.payload['meeting_id']}"
+    )
 
 
 @projector(EventType.MEETING_MOVED)
@@ -329,11 +336,10 @@ async def _meeting_moved(conn: Conn, ev: Event) -> list[str]:
     await _meeting(
         conn, ev, "starts_at = %s, ends_at = %s", (ev.payload["starts_at"], ev.payload["ends_at"])
     )
-    mid = ev.payload["meeting_id"]
-    return await _add_outbox(
-        conn, ev, kind="meeting_changed", recipient="participants",
-        subject=f"Moved: {mid} to {ev.payload['starts_at']}", meeting_id=mid,
-    )  # fmt: skip
+    p = ev.payload
+    return await _tell_participants(
+        conn, ev, "meeting_changed", f"Moved: {p['meeting_id']} to {p['starts_at']}"
+    )
 
 
 @projector(EventType.HOST_SWAPPED)
@@ -341,21 +347,18 @@ async def _host_swapped(conn: Conn, ev: Event) -> list[str]:
     await _meeting(
         conn, ev, "host = %s, self_assessment_requested_at = NULL", (ev.payload["host"],)
     )
-    mid = ev.payload["meeting_id"]
-    return await _add_outbox(
-        conn, ev, kind="meeting_changed", recipient="participants",
-        subject=f"New host for {mid}: {ev.payload['host']}", meeting_id=mid,
-    )  # fmt: skip
+    p = ev.payload
+    return await _tell_participants(
+        conn, ev, "meeting_changed", f"New host for {p['meeting_id']}: {p['host']}"
+    )
 
 
 @projector(EventType.MEETING_CANCELLED)
 async def _meeting_cancelled(conn: Conn, ev: Event) -> list[str]:
     await _meeting(conn, ev, "state = 'cancelled', cancel_reason = %s", (ev.payload.get("reason"),))
-    mid = ev.payload["meeting_id"]
-    return await _add_outbox(
-        conn, ev, kind="meeting_cancelled", recipient="participants",
-        subject=f"Cancelled: {mid}", meeting_id=mid,
-    )  # fmt: skip
+    return await _tell_participants(
+        conn, ev, "meeting_cancelled", f"Cancelled: {ev.payload['meeting_id']}"
+    )
 
 
 @projector(EventType.MEETING_HELD)
