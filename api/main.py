@@ -29,8 +29,8 @@ from api.routers import (
     me,
     meetings,
     mining_runs,
-    notes,
     note_privacy,
+    notes,
     plan,
     practices,
     programmes,
@@ -62,13 +62,13 @@ ROUTERS += [
 ROUTERS += [me.router, plan.router]  # the key's principal; host-rotation planner
 ROUTERS += [programmes.router, cycles.router, meetings.router, notes.router]
 ROUTERS += [documents.router, imports.router]  # note originals, imports (issue 12)
-# issue 13: calendar feed, caught mail, the review artefacts
 ROUTERS += [note_privacy.router]  # correct/withdraw/visibility, erasure, export (issue 12)
+# issue 13: calendar feed, caught mail, the review artefacts
 ROUTERS += [calendar.router, mail.router, self_assessment.router, action_items.router]
 ROUTERS += [feedback.router, action_items.programme_router]
-
 ROUTERS += [topics.router]  # topic voting for a meeting's focus topics (issue 13)
 ROUTERS += [curation.router]  # analyst corrections of the miner (issue 11 item 6)
+
 
 async def load_model(settings: Settings) -> None:
     """Load the embedding model (and the query path) before the API serves.
