@@ -272,9 +272,7 @@ def main() -> int:
         (w.stem[:10], KindModel.load(w)) for w in args.weights
     ]
     if args.fp_only:
-        false_positive_check(
-            [("cues", None), ("shipped", KindModel.load()), *extra], sib, S, tp, T
-        )
+        false_positive_check([("cues", None), ("shipped", KindModel.load()), *extra], sib, S, tp, T)
         return 0
     gold = [r["kind"] for r in train]
     print(

@@ -121,9 +121,7 @@ async def test_correct_withdraw_visibility_and_who_may(ctx: Ctx) -> None:
     assert now["text"] == body["text"] and now["version"] == 2 and now["visibility"] == "public"
     assert now["statement_count"] is None  # the reconciliation mines the new text
     # the log has the new version sealed: no clear text in any event
-    evs = await _rows(
-        c, "SELECT type, payload FROM events WHERE stream_id = %s", lodz["cycle_id"]
-    )
+    evs = await _rows(c, "SELECT type, payload FROM events WHERE stream_id = %s", lodz["cycle_id"])
     assert EventType.NOTE_CORRECTED.value in [e["type"] for e in evs]
     assert not any("Corrected:" in json.dumps(e["payload"]) for e in evs)
     # Markdown body; keeps the language

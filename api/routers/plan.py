@@ -21,6 +21,7 @@ from peerlearn.planner import DEFAULT_ROLE, PlanError, PlanPartner, PlanRequest,
 
 router = APIRouter(prefix="/v1/cycles", tags=["cycles"])
 
+
 class PlanIn(BaseModel):
     programme_id: str
     start_date: date
