@@ -20,9 +20,11 @@ authentication off: tests create real keys (``tests/auth_helpers.py``).
 from __future__ import annotations
 
 import hashlib
+import re
 import time
 from datetime import UTC, datetime
 from typing import Annotated, Any
+from urllib.parse import parse_qs
 
 from fastapi import Depends, Request
 from starlette.types import ASGIApp, Receive, Scope, Send
@@ -131,6 +133,10 @@ class AuthMiddleware:
             if name == b"authorization":
                 authorization = value.decode("latin-1")
                 break
+        if not authorization and _calendar_token_request(scope):
+            # Calendar apps cannot send headers: the feed route checks its token.
+            await self.app(scope, receive, send)
+            return
         app = scope.get("app")
         pool = getattr(getattr(app, "state", None), "pool", None)
         try:
@@ -143,6 +149,18 @@ class AuthMiddleware:
             return
         scope.setdefault("state", {})["principal"] = principal
         await self.app(scope, receive, send)
+
+
+_CALENDAR_FEED = re.compile(r"/v1/cycles/[^/]+/calendar\.ics")
+
+
+def _calendar_token_request(scope: Scope) -> bool:
+    """A GET of exactly a cycle's calendar feed with a ``token`` query parameter;
+    the route (``api/routers/calendar.py``) verifies the token or answers 401."""
+    if scope.get("method") != "GET" or not _CALENDAR_FEED.fullmatch(scope.get("path", "")):
+        return False
+    query = parse_qs(scope.get("query_string", b"").decode("latin-1"))
+    return bool(query.get("token"))
 
 
 def _protected(path: str) -> bool:

@@ -19,6 +19,7 @@ from temporalio.testing import WorkflowEnvironment
 
 from peerlearn import eventstore, mail
 from peerlearn.events import EventType
+from peerlearn.keys import create_key, revoke_key
 from peerlearn.mailcatcher import MailCatcher
 from peerlearn.settings import Settings
 
@@ -223,3 +224,41 @@ async def test_programme_edit_route_changes_contacts(ctx: Ctx) -> None:
     r = await ctx.client.patch(url, json={"name": "x"}, headers=partner_key)
     assert r.status_code == 403
     assert (await ctx.client.patch("/v1/programmes/nope", json={"name": "x"})).status_code == 404
+
+
+async def test_calendar_token_subscribes_without_a_header(ctx: Ctx) -> None:
+    """Calendar apps cannot send headers: a per-cycle token in the URL reads the
+    feed, a wrong one is 401, and revoking the key that made it kills it."""
+    body = _programme_body()
+    assert (await ctx.client.post("/v1/programmes", json=body)).status_code == 201
+    cid = await _cycle_with_changes(ctx, body["id"])
+    key_id, key = create_key(ctx.database_url, "partner", [body["id"]], "vaxa", name="cal")
+    r = await ctx.client.post(
+        f"/v1/cycles/{cid}/calendar-token", headers={"Authorization": f"Bearer {key}"}
+    )
+    assert r.status_code == 200, r.text
+    url = r.json()["url"]
+    assert url.startswith(f"/v1/cycles/{cid}/calendar.ics?token=") and key not in url
+    no_header = {"Authorization": ""}
+    ok = await ctx.client.get(url, headers=no_header)
+    assert ok.status_code == 200, ok.text
+    assert f"{cid}.visit-1@example.org" in ok.text
+    # the token reads this cycle's feed only, and only that path
+    token = r.json()["token"]
+    other_cid = await _cycle_with_changes(ctx, body["id"])
+    wrong = [
+        f"/v1/cycles/{cid}/calendar.ics?token={token[:-1]}0",
+        f"/v1/cycles/{cid}/calendar.ics?token=nonsense",
+        f"/v1/cycles/{other_cid}/calendar.ics?token={token}",
+        f"/v1/cycles/nope/calendar.ics?token={token}",
+    ]
+    for bad in wrong:
+        assert (await ctx.client.get(bad, headers=no_header)).status_code == 401, bad
+    cycle_url = f"/v1/cycles/{cid}?token={token}"
+    assert (await ctx.client.get(cycle_url, headers=no_header)).status_code == 401
+    # a key without access to the cycle cannot mint a token
+    outsider = key_headers(ctx.database_url, "manager", ["someone-else"])
+    denied = await ctx.client.post(f"/v1/cycles/{cid}/calendar-token", headers=outsider)
+    assert denied.status_code in (403, 404)
+    assert revoke_key(ctx.database_url, key_id)
+    assert (await ctx.client.get(url, headers=no_header)).status_code == 401
