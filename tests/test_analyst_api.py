@@ -530,3 +530,32 @@ async def test_tampered_cursors_are_400(client: httpx.AsyncClient) -> None:
     page = (await client.get("/v1/themes", params={"limit": 1})).json()
     nxt = await client.get("/v1/themes", params={"limit": 1, "cursor": page["next_cursor"]})
     assert nxt.status_code == 200 and nxt.json()["items"] != page["items"]
+
+
+async def test_report_with_anonymous_sources(client: httpx.AsyncClient) -> None:
+    """``sources=anonymous`` (issue 12): no organisation the named report shows
+    appears in the anonymous one (JSON, Markdown, HTML); each is described."""
+    import json
+    import re
+
+    url = "/v1/reports/programmes/greentech"
+    named = (await client.get(url)).json()
+    orgs = {
+        s["organisation"] for t in named["themes"] for p in t["practices"] for s in p["sources"]
+    }
+    assert orgs
+    anon = (await client.get(url, params={"sources": "anonymous"})).json()
+    shown = {
+        s["organisation"] for t in anon["themes"] for p in t["practices"] for s in p["sources"]
+    }
+    assert shown and all(re.fullmatch(r"a .*partner.* \(partner [A-Z]+\)", s) for s in shown), shown
+    assert len(shown) == len(orgs)  # one stable alias per organisation
+    for fmt in ("markdown", "html"):
+        r = await client.get(url, params={"sources": "anonymous", "format": fmt})
+        assert r.status_code == 200 and "(partner A)" in r.text
+        bodies = [r.text, json.dumps(anon)]
+        for org in orgs:
+            for body in bodies:
+                assert not re.search(rf"(?<![\w-]){re.escape(org)}(?![\w-])", body), (org, fmt)
+    r = await client.get(url, params={"sources": "everyone"})
+    assert r.status_code == 422

@@ -273,6 +273,23 @@ async def test_erasure_leaves_no_trace_and_streams_gap_free(
         r = await client.get("/v1/themes/map", headers=analyst)
         assert r.status_code == 200 and "Diversify funding" not in r.text
         assert "Matchmaking events" in r.text  # the map has the other notes
+        # ... and out of a non-facilitator's report listings and totals (JSON, Markdown)
+        partner = key_headers(c.database_url, "partner", [pid], organisation="umea")
+        rep = f"/v1/reports/programmes/{pid}"
+        by_manager = await client.get(rep, headers=manager)
+        assert "Diversify funding" in by_manager.text, by_manager.text
+        md = await client.get(rep, params={"format": "markdown"}, headers=manager)
+        assert "Diversify funding" in md.text
+        for h in (analyst, partner):
+            r = await client.get(rep, headers=h)
+            assert r.status_code == 200 and "Diversify funding" not in r.text, r.text
+            assert r.json()["mined"]["notes"] == by_manager.json()["mined"]["notes"] - 1
+            md = await client.get(rep, params={"format": "markdown"}, headers=h)
+            assert md.status_code == 200 and "Diversify funding" not in md.text
+        cyc = await client.get(f"/v1/reports/cycles/{pid}-c1", headers=analyst)
+        assert cyc.json()["summary"]["notes"] == 2 and "Diversify funding" not in cyc.text
+        cyc = await client.get(f"/v1/reports/cycles/{pid}-c1", headers=manager)
+        assert cyc.json()["summary"]["notes"] == 3
 
         # erase everything lodz wrote
         r = await client.post("/v1/erasures", json={"organisation": "lodz", "reason": "request"})

@@ -29,6 +29,13 @@ from peerlearn.readside.report import (
 router = APIRouter(prefix="/v1/reports", tags=["reports"])
 
 Format = Annotated[Literal["json", "markdown", "html"], Query(description="json, markdown or html")]
+Sources = Annotated[
+    Literal["named", "anonymous"],
+    Query(
+        description="named (default) or anonymous: each organisation described by its role"
+        ' and country ("a frontrunner partner in SE (partner A)") instead of named'
+    ),
+]
 
 
 # Browsers must not guess another type (a Markdown report sniffed as HTML would
@@ -55,7 +62,11 @@ def _respond(report: Report, fmt: str) -> Response:
 
 @router.get("/cycles/{cycle_id}", summary="Wrap-up report of one cycle")
 async def cycle_report(
-    cycle_id: str, pool: Pool, principal: CurrentPrincipal, format: Format = "json"
+    cycle_id: str,
+    pool: Pool,
+    principal: CurrentPrincipal,
+    format: Format = "json",
+    sources: Sources = "named",
 ) -> Response:
     async with pool.connection() as conn:
         cur = await conn.cursor(row_factory=dict_row).execute(
@@ -67,13 +78,18 @@ async def cycle_report(
             principal,
             cycle_id=cycle_id,
             title=f"Lessons learnt — {row['title']}" if row else None,
+            anonymous=sources == "anonymous",
         )
     return _respond(report, format)
 
 
 @router.get("/programmes/{programme_id}", summary="Lessons learnt across a whole programme")
 async def programme_report(
-    programme_id: str, pool: Pool, principal: CurrentPrincipal, format: Format = "json"
+    programme_id: str,
+    pool: Pool,
+    principal: CurrentPrincipal,
+    format: Format = "json",
+    sources: Sources = "named",
 ) -> Response:
     principal.check_programme(programme_id)
     async with pool.connection() as conn:
@@ -86,6 +102,7 @@ async def programme_report(
             principal,
             programme_id=programme_id,
             title=f"Lessons learnt — {prog['name']}" if prog else None,
+            anonymous=sources == "anonymous",
         )
     if not report.themes and prog is None:
         raise programme_not_found(programme_id)

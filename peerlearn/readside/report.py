@@ -35,7 +35,7 @@ from psycopg.rows import dict_row
 from nlp.types import PRACTICE_KINDS
 from peerlearn import action_plan
 from peerlearn.access import NotFound, Principal
-from peerlearn.readside.filters import Filters, statement_where
+from peerlearn.readside.filters import Filters, facilitator, statement_where
 from peerlearn.readside.themes import list_themes, theme_practices
 
 AUDIENCE_TITLES = {
@@ -115,14 +115,49 @@ class Names:
     cycles: dict[str, str] = field(default_factory=dict)
     programme: str | None = None
     time_zone: str = "UTC"
+    # Issue 12 (sources=anonymous): what the programme knows of each partner
+    # (its role and country), so a report can describe a source without naming it.
+    partners: dict[str, dict[str, str]] = field(default_factory=dict)
+    anonymous: bool = False
+    aliases: dict[str, str] = field(default_factory=dict)
 
     def org(self, oid: str | None) -> str | None:
-        return self.organisations.get(oid, oid) if oid else oid
+        if not oid:
+            return oid
+        if self.anonymous:
+            return self.alias(oid)
+        return self.organisations.get(oid, oid)
+
+    def alias(self, oid: str) -> str:
+        """A neutral description of an organisation ("a frontrunner partner in SE
+        (partner A)"), stable within one report; the letter keeps two partners of
+        the same role and country apart."""
+        if oid not in self.aliases:
+            meta = self.partners.get(oid, {})
+            role, country = meta.get("role"), meta.get("country")
+            desc = f"a {role} partner" if role else "a partner organisation"
+            if country:
+                desc += f" in {country}"
+            self.aliases[oid] = f"{desc} (partner {_letter(len(self.aliases))})"
+        return self.aliases[oid]
+
+    def scrub(self, text: str) -> str:
+        """``text`` with every known organisation name and id (whole words,
+        case-insensitive) replaced by its alias; unchanged unless anonymous."""
+        if not self.anonymous:
+            return text
+        for oid, name in sorted(
+            self.organisations.items(), key=lambda kv: -len(kv[1])
+        ):  # longest names first: "Växa Cluster" before "Växa"
+            pattern = "|".join(rf"(?<!\w){re.escape(w)}(?!\w)" for w in (name, oid))
+            if re.search(pattern, text, flags=re.IGNORECASE):  # letters only for who is named
+                text = re.sub(pattern, self.alias(oid), text, flags=re.IGNORECASE)
+        return text
 
     def meeting(self, cycle: str | None, mid: str | None) -> str | None:
         if not mid:
             return mid
-        return self.meetings.get(f"{cycle}/{mid}") or self.meetings.get(mid) or mid
+        return self.scrub(self.meetings.get(f"{cycle}/{mid}") or self.meetings.get(mid) or mid)
 
     def when(self, v: date | datetime | str | None, *, time: bool = True) -> str | None:
         """A date, or a timestamp in the programme's zone to the minute (no
@@ -143,6 +178,16 @@ class Names:
             local = v.astimezone(zone) if v.tzinfo else v
             return local.strftime("%Y-%m-%d %H:%M %Z").strip() if time else local.date().isoformat()
         return v.isoformat()
+
+
+def _letter(i: int) -> str:
+    """A, B, ..., Z, AA, AB, ...: the suffix of the i-th alias."""
+    out = ""
+    i += 1
+    while i:
+        i, r = divmod(i - 1, 26)
+        out = chr(ord("A") + r) + out
+    return out
 
 
 def plural(n: int, word: str, many: str | None = None) -> str:
@@ -434,7 +479,7 @@ def _practice(p: dict[str, Any], names: Names | None = None) -> Practice:
     head = wordings.get(p["language"]) or {}
     return Practice(
         statement_id=p["statement_id"],
-        text=p["text"],
+        text=names.scrub(p["text"]),
         language=p["language"],
         kind=p["kind"],
         audience=p["audience"],
@@ -445,7 +490,7 @@ def _practice(p: dict[str, Any], names: Names | None = None) -> Practice:
         sources=sources,
         gloss=_gloss(head.get("gloss")),
         wordings=[
-            Wording(lang, w["text"], _gloss(w.get("gloss")))
+            Wording(lang, names.scrub(w["text"]), _gloss(w.get("gloss")))
             for lang, w in sorted(wordings.items())
             if lang != p["language"]
         ],
@@ -661,6 +706,8 @@ async def load_names(conn: AsyncConnection[Any], programme_id: str) -> Names:
         for pt in partners or []:
             if isinstance(pt, dict) and pt.get("id") and pt.get("name"):
                 names.organisations.setdefault(str(pt["id"]), str(pt["name"]))
+                meta = {k: str(pt[k]) for k in ("role", "country") if pt.get(k)}
+                names.partners.setdefault(str(pt["id"]), meta)
     for c in cycles:
         if c["title"]:
             names.cycles[c["id"]] = c["title"]
@@ -676,8 +723,8 @@ def _named(report_items: list[ActionItem], names: Names) -> list[ActionItem]:
     return [
         ActionItem(
             id=a.id,
-            owner=a.owner,
-            what=a.what,
+            owner=names.alias(a.owner) if names.anonymous and a.owner else a.owner,
+            what=names.scrub(a.what),
             due_at=names.when(a.due_at, time=False),
             meeting_id=a.meeting_id,
             cycle_id=a.cycle_id,
@@ -695,12 +742,12 @@ def _named_meetings(
         MeetingLine(
             meeting_id=m.meeting_id,
             kind=m.kind,
-            title=m.title or names.meeting(cycle_id, m.meeting_id) or m.meeting_id,
+            title=names.scrub(m.title or names.meeting(cycle_id, m.meeting_id) or m.meeting_id),
             host=names.org(m.host),
             state=m.state,
             starts_at=names.when(m.starts_at) or m.starts_at,
             held_at=names.when(m.held_at),
-            topics=m.topics,
+            topics=[names.scrub(t) for t in m.topics],
             note_count=m.note_count,
             theme_ids=m.theme_ids,
             escalated=m.escalated,
@@ -720,6 +767,7 @@ async def build_report(
     title: str | None = None,
     generated_at: datetime | None = None,
     follow_up_at: datetime | None = None,
+    anonymous: bool = False,
 ) -> Report:
     """The report of a cycle (``cycle_id``) or of a whole programme.
 
@@ -727,7 +775,8 @@ async def build_report(
     (the wrap-up activity); otherwise they are read here. ``action_items``
     default to the open items of the ``action_items`` projection. A cycle or
     programme outside the grant raises the principal's access error; one that
-    exists nowhere raises :class:`NotFound`.
+    exists nowhere raises :class:`NotFound`. ``anonymous`` describes every
+    organisation (:meth:`Names.alias`) instead of naming it.
     """
     if cycle_id is not None:
         if cycle is None:
@@ -742,6 +791,14 @@ async def build_report(
         raise NotFound("a report needs a cycle or a programme")
     principal.check_programme(programme_id)
     names = await load_names(conn, programme_id)
+    names.anonymous = anonymous
+    if cycle is not None and not facilitator(principal):
+        # Facilitators-only notes (issue 12) count for admin and manager keys only.
+        cycle = CycleRows(
+            cycle.cycle,
+            cycle.meetings,
+            [n for n in cycle.notes if n.get("visibility") != "facilitators"],
+        )
     summary, meetings = cycle_sections(cycle) if cycle else (None, [])
     meetings = _named_meetings(meetings, names, cycle_id)
     if summary is not None:
@@ -793,7 +850,7 @@ async def load_review_path(
     rows = await action_plan.programme_path(conn, programme_id, cycle_id)
     out = [
         ReviewPath(
-            host=r["host"],
+            host=(names.org(r["host"]) or r["host"]) if names.anonymous else r["host"],
             host_name=names.org(r["host"]) or r["host"],
             recommendations=int(r["recommendations"]),
             answered=int(r["answered"]),
