@@ -172,6 +172,7 @@ class Audience(StrEnum):
     MISSING_NOTES = "missing_notes"  # partners with no note on the meeting yet
     MANAGERS = "managers"  # programme managers and facilitators
     FOLLOW_UP = "follow_up"  # managers and every partner's coordinator
+    OVERDUE_OWNERS = "overdue_owners"  # managers and the contacts of overdue items' owners
     EVERYONE = "everyone"
 
 
@@ -192,6 +193,7 @@ RULES: dict[str, MailRule] = {
     "reminder": MailRule(Audience.MISSING_NOTES),
     "escalation": MailRule(Audience.MANAGERS),
     "follow_up": MailRule(Audience.FOLLOW_UP),
+    "action_overdue": MailRule(Audience.OVERDUE_OWNERS),
     "wrapup_published": MailRule(Audience.EVERYONE),
     "feedback": MailRule(Audience.HOST),
     "self_assessment_reminder": MailRule(Audience.HOST, unless_answered=True),
@@ -240,6 +242,8 @@ def recipients(
         chosen = _managers(contacts)
         for p in partners:
             chosen += [c for c in contacts if c.partner == p and c.role == "coordinator"]
+    elif audience is Audience.OVERDUE_OWNERS:  # partners = the overdue items' owners
+        chosen = _managers(contacts) + [c for c in contacts if c.partner in partners]
     elif audience is Audience.EVERYONE:
         chosen = list(contacts)
     seen: set[str] = set()
@@ -454,6 +458,7 @@ def _values(
         values["due"] = values["starts"]
     values["questions"] = questions_text(ctx.programme.get("self_assessment_questions") or [])
     values["open_list"] = open_items_text(ctx, row["created_at"], tz)
+    values["overdue_list"] = open_items_text(ctx, row["created_at"], tz, overdue_only=True)
     if m is not None:
         items = ctx.feedback.get(m.meeting_id, [])
         for group in feedback.GROUPS:
@@ -467,10 +472,15 @@ def _merged(focus: Sequence[str], planned: Sequence[str]) -> list[str]:
     return [*focus, *(t for t in planned if t.casefold() not in seen)]
 
 
-def open_items_text(ctx: CycleContext, at: datetime, tz: ZoneInfo) -> str:
-    """The action plan's open items, overdue ones first (for the follow-up e-mail)."""
+def open_items_text(
+    ctx: CycleContext, at: datetime, tz: ZoneInfo, *, overdue_only: bool = False
+) -> str:
+    """The action plan's open items, overdue ones first (for the follow-up e-mail);
+    with ``overdue_only`` just those past due at ``at`` (the escalation)."""
     names = ctx.partner_names
     open_items = [i for i in ctx.action_items if i["status"] not in action_plan.CLOSED]
+    if overdue_only:
+        open_items = [i for i in open_items if action_plan.overdue(i, at)]
     open_items.sort(  # overdue, then by due date, undated last
         key=lambda i: (
             not action_plan.overdue(i, at),
@@ -531,6 +541,10 @@ def plan_row(row: Mapping[str, Any], ctx: CycleContext, settings: Settings) -> l
     out: list[PlannedMail] = []
     for m in targets:
         partners = meeting_partners(m, cycle_partners)
+        if kind == "action_overdue":  # escalated to the owners of the overdue items
+            partners = sorted(
+                {i["owner"] for i in ctx.action_items if action_plan.overdue(i, row["created_at"])}
+            )
         missing: list[str] = []
         if m is not None:
             wrote = ctx.note_authors.get(m.meeting_id, set())

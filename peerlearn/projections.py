@@ -828,6 +828,29 @@ async def _follow_up(conn: Conn, ev: Event) -> list[str]:
         recipient="programme_manager",
         subject=f"Follow-up check for cycle {ev.stream_id}: {open_items} open action items",
         extra={"open_action_items": open_items},
+    ) + await _overdue_escalation(conn, ev)
+
+
+async def _overdue_escalation(conn: Conn, ev: Event) -> list[str]:
+    """Action items past due and not done/dropped when the follow-up comes due
+    are escalated (an ``action_overdue`` row: managers and the owners' contacts)."""
+    cur = await conn.execute(
+        "SELECT count(*) AS n FROM action_items WHERE cycle_id = %s"
+        " AND status NOT IN ('done', 'dropped') AND due_at IS NOT NULL AND due_at < %s",
+        (ev.stream_id, ev.occurred_at),
+    )
+    row = await cur.fetchone()
+    overdue = int(_col(row, "n", 0)) if row else 0
+    if not overdue:
+        return []
+    return await _add_outbox(
+        conn,
+        ev,
+        kind="action_overdue",
+        recipient="programme_manager",
+        subject=f"Overdue action items in cycle {ev.stream_id}: {overdue}",
+        extra={"overdue_action_items": overdue},
+        suffix="overdue",
     )
 
 

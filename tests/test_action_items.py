@@ -194,12 +194,32 @@ async def test_follow_up_mail_lists_open_items_overdue_first(ctx: Ctx) -> None:
     settings = Settings(database_url=ctx.database_url, smtp_host="127.0.0.1", smtp_port=port)
     with MailCatcher(ctx.database_url, port=port):
         res = await MailActivities(ctx.pool, settings).deliver_mail(cid)
-    assert res.sent == 3  # the manager and the two coordinators (chem has a participant only)
+    # follow-up: the manager and the two coordinators (chem has a participant only);
+    # escalation of the one overdue item: the manager and its owner's (Växa's) contact
+    assert res.sent == 5
     async with ctx.pool.connection() as conn, conn.cursor(row_factory=dict_row) as cur:
-        await cur.execute("SELECT raw FROM caught_mail ORDER BY id DESC LIMIT 3")
+        await cur.execute("SELECT raw FROM caught_mail ORDER BY id DESC LIMIT 5")
         msgs = [
             message_from_bytes(bytes(r["raw"]), policy=default_policy) for r in await cur.fetchall()
         ]
+    escalation_subjects = ("Overdue action items", "Försenade åtgärder")
+    escalations = [m for m in msgs if str(m["Subject"]).startswith(escalation_subjects)]
+    msgs = [m for m in msgs if m not in escalations]
+    esc_to = {m["To"].split("<")[1].rstrip(">"): m for m in escalations}
+    assert set(esc_to) == {"max@esca.org", "anna@vaxa.se"}
+    esc_part = esc_to["max@esca.org"].get_body(("plain",))
+    assert esc_part is not None
+    esc_lines = [
+        ln for ln in esc_part.get_content().splitlines() if ln.startswith("- [")
+    ]  # only the overdue item, not the open, future or dropped ones
+    assert len(esc_lines) == 1 and esc_lines[0].startswith("- [Växa] Mentoring programme")
+    sv_esc = esc_to["anna@vaxa.se"].get_body(("plain",))
+    assert sv_esc is not None and sv_esc.get_content().startswith("Hej Anna Berg")
+    assert len({m["Message-ID"] for m in escalations}) == 2
+    # exactly once: a second delivery run sends nothing more
+    with MailCatcher(ctx.database_url, port=port):
+        again = await MailActivities(ctx.pool, settings).deliver_mail(cid)
+    assert again.sent == 0
     to = {m["To"].split("<")[1].rstrip(">"): m for m in msgs}
     assert set(to) == {"max@esca.org", "anna@vaxa.se", "bea@lodz.pl"}
     part = to["max@esca.org"].get_body(("plain",))

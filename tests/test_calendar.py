@@ -247,7 +247,7 @@ async def test_calendar_token_subscribes_without_a_header(ctx: Ctx) -> None:
     token = r.json()["token"]
     other_cid = await _cycle_with_changes(ctx, body["id"])
     wrong = [
-        f"/v1/cycles/{cid}/calendar.ics?token={token[:-1]}0",
+        f"/v1/cycles/{cid}/calendar.ics?token={token[:-1]}{'1' if token[-1] == '0' else '0'}",
         f"/v1/cycles/{cid}/calendar.ics?token=nonsense",
         f"/v1/cycles/{other_cid}/calendar.ics?token={token}",
         f"/v1/cycles/nope/calendar.ics?token={token}",

@@ -18,7 +18,7 @@ KNOWN = {
     "note_count", "expected", "open_items", "report_id", "notes_due_days", "due",
     "meeting", "meeting_id", "starts", "ends", "host", "location", "topics",
     "target_groups", "missing", "self_assessment", "questions", "meeting_path", "open_list",
-    "strengths", "challenges", "lessons", "recommendations", "cycle_path",
+    "strengths", "challenges", "lessons", "recommendations", "cycle_path", "overdue_list",
 }  # fmt: skip
 
 
