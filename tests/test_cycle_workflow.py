@@ -157,6 +157,7 @@ async def test_six_month_cycle_completes_under_time_skipping(
         "self_assessment_reminder": 5,  # mailed only if the host has not answered
         "wrapup_published": 1,
         "follow_up": 1,
+        "action_overdue": 1,  # the wrap-up's action items are past due at the follow-up
     }
     starts = {m.meeting_id: m.starts_at for m in plan}
     for row in by_kind["preparation_pack"]:
