@@ -20,8 +20,15 @@ async def _pool(request: Request) -> AsyncConnectionPool:
     return request.app.state.pool
 
 
+async def _optional_temporal(request: Request) -> Client | None:
+    """The app's Temporal client, or None when the API started without one
+    (Temporal down, or an app built for tests): reads that fall back to the
+    read model take this, so they keep answering instead of failing 503."""
+    return getattr(request.app.state, "temporal", None)
+
+
 async def _temporal(request: Request) -> Client:
-    client = getattr(request.app.state, "temporal", None)
+    client = await _optional_temporal(request)
     if client is None:
         raise Problem(503, "Temporal is not reachable; the cycle engine is unavailable")
     return client
@@ -33,4 +40,5 @@ async def _settings(request: Request) -> Settings:
 
 Pool = Annotated[AsyncConnectionPool, Depends(_pool)]
 TemporalClient = Annotated[Client, Depends(_temporal)]
+OptionalTemporal = Annotated[Client | None, Depends(_optional_temporal)]
 SettingsDep = Annotated[Settings, Depends(_settings)]

@@ -13,13 +13,13 @@ import uuid
 from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Query, Request, status
+from fastapi import APIRouter, Query, status
 from psycopg.rows import dict_row
 from pydantic import AwareDatetime, BaseModel, Field
 
 from api import cycle_ops
 from api.auth import CurrentPrincipal, Principal, Role
-from api.deps import Pool
+from api.deps import OptionalTemporal, Pool
 from api.problems import Problem
 from api.schemas_cycles import ID_PATTERN
 from peerlearn import action_plan, eventstore
@@ -116,12 +116,10 @@ async def _append(pool: Pool, cycle_id: str, type_: EventType, payload: dict[str
 
 @router.get("", response_model=ActionItemPage)
 async def list_action_items(
-    cycle_id: str, pool: Pool, principal: CurrentPrincipal, request: Request
+    cycle_id: str, pool: Pool, principal: CurrentPrincipal, temporal: OptionalTemporal
 ) -> dict[str, Any]:
     """The cycle's action plan: each item with the recommendation it answers and its progress."""
-    await cycle_ops.visible_cycle(
-        pool, getattr(request.app.state, "temporal", None), cycle_id, principal
-    )
+    await cycle_ops.visible_cycle(pool, temporal, cycle_id, principal)
     async with pool.connection() as conn:
         rows = await action_plan.items(conn, cycle_id)
     return {"items": [_out(r) for r in rows]}
@@ -132,26 +130,26 @@ async def recommendation_suggestions(
     cycle_id: str,
     pool: Pool,
     principal: CurrentPrincipal,
-    request: Request,
+    temporal: OptionalTemporal,
     meeting_id: Annotated[str | None, Query(pattern=ID_PATTERN)] = None,
 ) -> dict[str, Any]:
     """The peers' recommendations (mined statements of kind ``recommendation``,
     any language) to turn into items; ``action_item_ids`` shows those answered."""
-    await cycle_ops.visible_cycle(
-        pool, getattr(request.app.state, "temporal", None), cycle_id, principal
-    )
+    await cycle_ops.visible_cycle(pool, temporal, cycle_id, principal)
     async with pool.connection() as conn:
         return {"items": await action_plan.suggestions(conn, cycle_id, meeting_id)}
 
 
 @router.post("", status_code=status.HTTP_201_CREATED, response_model=ActionItemOut)
 async def add_action_item(
-    cycle_id: str, body: ActionItemIn, pool: Pool, principal: CurrentPrincipal, request: Request
+    cycle_id: str,
+    body: ActionItemIn,
+    pool: Pool,
+    principal: CurrentPrincipal,
+    temporal: OptionalTemporal,
 ) -> dict[str, Any]:
     """Add an item to the action plan (optionally answering a recommendation)."""
-    row = await cycle_ops.visible_cycle(
-        pool, getattr(request.app.state, "temporal", None), cycle_id, principal
-    )
+    row = await cycle_ops.visible_cycle(pool, temporal, cycle_id, principal)
     _writer(principal, body.owner)
     if body.owner not in (row.get("partners") or []):
         raise Problem(422, f"owner {body.owner!r} is not a partner of this cycle")
@@ -194,12 +192,10 @@ async def update_action_item(
     body: ActionItemPatch,
     pool: Pool,
     principal: CurrentPrincipal,
-    request: Request,
+    temporal: OptionalTemporal,
 ) -> dict[str, Any]:
     """Change the status, due date or owner and/or add a progress note."""
-    row = await cycle_ops.visible_cycle(
-        pool, getattr(request.app.state, "temporal", None), cycle_id, principal
-    )
+    row = await cycle_ops.visible_cycle(pool, temporal, cycle_id, principal)
     async with pool.connection() as conn:
         current = await action_plan.item(conn, cycle_id, item_id)
     _writer(principal, current["owner"])

@@ -23,7 +23,7 @@ from pydantic import BaseModel
 
 from api import cycle_ops
 from api.auth import CurrentPrincipal
-from api.deps import Pool, SettingsDep
+from api.deps import OptionalTemporal, Pool, SettingsDep
 from api.problems import Problem
 from peerlearn import keys, mail
 from peerlearn.access import Principal, Role
@@ -83,13 +83,11 @@ async def _token_principal(pool: Any, cycle_id: str, programme_id: str, token: s
 
 @router.post("/{cycle_id}/calendar-token", response_model=CalendarToken)
 async def calendar_token(
-    cycle_id: str, pool: Pool, principal: CurrentPrincipal, request: Request
+    cycle_id: str, pool: Pool, principal: CurrentPrincipal, temporal: OptionalTemporal
 ) -> CalendarToken:
     """A feed URL for this cycle that works without a header (same access as
     reading the cycle); it stops working when the calling key is revoked."""
-    row = await cycle_ops.visible_cycle(
-        pool, getattr(request.app.state, "temporal", None), cycle_id, principal
-    )
+    row = await cycle_ops.visible_cycle(pool, temporal, cycle_id, principal)
     async with pool.connection() as conn:
         secret = await keys.programme_secret_async(conn, row["programme_id"])
     token = f"{principal.key_id}.{_mac(secret, cycle_id, principal.key_id)}"
@@ -109,11 +107,11 @@ async def cycle_calendar(
     pool: Pool,
     settings: SettingsDep,
     request: Request,
+    temporal: OptionalTemporal,
     token: str | None = Query(default=None, max_length=200),
 ) -> Response:
     """Every meeting of the cycle (one stable UID each; SEQUENCE counts its moves,
     host swaps and cancellation; cancelled meetings stay, marked CANCELLED)."""
-    temporal = getattr(request.app.state, "temporal", None)
     principal = getattr(request.state, "principal", None)
     if not isinstance(principal, Principal):
         # only the auth middleware's token pass-through gets here without one

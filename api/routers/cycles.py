@@ -7,7 +7,7 @@ import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Query, Request, status
+from fastapi import APIRouter, Query, status
 from psycopg.rows import dict_row
 from temporalio.client import WorkflowExecutionStatus
 from temporalio.common import WorkflowIDConflictPolicy, WorkflowIDReusePolicy
@@ -15,7 +15,7 @@ from temporalio.exceptions import WorkflowAlreadyStartedError
 
 from api import cycle_ops
 from api.auth import CurrentPrincipal, Principal, Role, require
-from api.deps import Pool, SettingsDep, TemporalClient
+from api.deps import OptionalTemporal, Pool, SettingsDep, TemporalClient
 from api.problems import Problem
 from api.routers.programmes import programme_row
 from api.schemas_cycles import (
@@ -215,12 +215,11 @@ async def list_cycles(
 
 @router.get("/{cycle_id}", response_model=CycleStatusOut, responses=_ERRORS)
 async def get_cycle_status(
-    cycle_id: str, pool: Pool, principal: CurrentPrincipal, request: Request
+    cycle_id: str, pool: Pool, principal: CurrentPrincipal, client: OptionalTemporal
 ) -> CycleStatusOut:
     """Live status from the workflow (phase, meetings, next deadline, pending
     reminders), in UTC and the programme's time zone; the read model answers
     when no worker does (``source`` says which)."""
-    client = getattr(request.app.state, "temporal", None)
     row = await cycle_ops.visible_cycle(pool, client, cycle_id, principal)
     st = await cycle_ops.live_status(client, cycle_id)
     if st is not None:
@@ -235,14 +234,12 @@ async def cycle_events(
     cycle_id: str,
     pool: Pool,
     principal: CurrentPrincipal,
-    request: Request,
+    temporal: OptionalTemporal,
     after_version: Annotated[int, Query(ge=0)] = 0,
     limit: Annotated[int, Query(ge=1, le=5000)] = 1000,
 ) -> dict[str, Any]:
     """The cycle's domain events in order (gap-free versions)."""
-    await cycle_ops.visible_cycle(
-        pool, getattr(request.app.state, "temporal", None), cycle_id, principal
-    )
+    await cycle_ops.visible_cycle(pool, temporal, cycle_id, principal)
     async with pool.connection() as conn:
         events = await eventstore.read_stream(
             conn, cycle_id, after_version=after_version, limit=limit

@@ -13,12 +13,12 @@ from __future__ import annotations
 from typing import Any
 from urllib.parse import quote
 
-from fastapi import APIRouter, Request, Response
+from fastapi import APIRouter, Response
 from psycopg.rows import dict_row
 
 from api import cycle_ops
 from api.auth import CurrentPrincipal
-from api.deps import Pool
+from api.deps import OptionalTemporal, Pool
 from api.problems import Problem
 
 router = APIRouter(prefix="/v1/notes", tags=["notes"])
@@ -45,7 +45,7 @@ def _disposition(filename: str) -> str:
     },
 )
 async def download_original(
-    note_id: str, request: Request, pool: Pool, principal: CurrentPrincipal
+    note_id: str, temporal: OptionalTemporal, pool: Pool, principal: CurrentPrincipal
 ) -> Response:
     """The original document of a note submitted as a file upload."""
     async with pool.connection() as conn, conn.cursor(row_factory=dict_row) as cur:
@@ -55,9 +55,7 @@ async def download_original(
         note = await cur.fetchone()
     if note is None or not principal.may_read_note_of(note["author_organisation"]):
         raise Problem(404, f"note {note_id!r} not found")
-    await cycle_ops.visible_cycle(
-        pool, getattr(request.app.state, "temporal", None), note["cycle_id"], principal
-    )
+    await cycle_ops.visible_cycle(pool, temporal, note["cycle_id"], principal)
     async with pool.connection() as conn, conn.cursor(row_factory=dict_row) as cur:
         await cur.execute(
             "SELECT o.filename, b.sha256, b.media_type, b.data FROM note_originals o"

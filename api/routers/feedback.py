@@ -11,12 +11,12 @@ import uuid
 from datetime import UTC, datetime
 from typing import Any
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter
 from pydantic import BaseModel, Field
 
 from api import cycle_ops
 from api.auth import CurrentPrincipal, Principal, Role
-from api.deps import Pool
+from api.deps import OptionalTemporal, Pool
 from api.problems import Problem
 from peerlearn import eventstore, feedback
 from peerlearn.events import EventType
@@ -84,12 +84,14 @@ async def _summary(
 
 @router.get("", response_model=FeedbackOut, responses={404: {}})
 async def get_feedback(
-    cycle_id: str, meeting_id: str, pool: Pool, principal: CurrentPrincipal, request: Request
+    cycle_id: str,
+    meeting_id: str,
+    pool: Pool,
+    principal: CurrentPrincipal,
+    temporal: OptionalTemporal,
 ) -> dict[str, Any]:
     """The compiled feedback, by section, each statement in its own language."""
-    await cycle_ops.visible_cycle(
-        pool, getattr(request.app.state, "temporal", None), cycle_id, principal
-    )
+    await cycle_ops.visible_cycle(pool, temporal, cycle_id, principal)
     return await _summary(pool, cycle_id, meeting_id, principal)
 
 
@@ -100,12 +102,10 @@ async def acknowledge_feedback(
     body: AcknowledgeIn,
     pool: Pool,
     principal: CurrentPrincipal,
-    request: Request,
+    temporal: OptionalTemporal,
 ) -> dict[str, Any]:
     """The host confirms it received the feedback (an event on the cycle's stream)."""
-    await cycle_ops.visible_cycle(
-        pool, getattr(request.app.state, "temporal", None), cycle_id, principal
-    )
+    await cycle_ops.visible_cycle(pool, temporal, cycle_id, principal)
     current = await _summary(pool, cycle_id, meeting_id, principal)
     if principal.role not in (Role.admin, Role.manager, Role.partner):
         raise Problem(403, f"role {principal.role.value!r} may read feedback, not acknowledge it")

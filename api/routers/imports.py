@@ -24,7 +24,7 @@ from temporalio.service import RPCError
 
 from api import auth, uploads
 from api.auth import CurrentPrincipal, Principal, Role, require
-from api.deps import Pool, SettingsDep
+from api.deps import OptionalTemporal, Pool, SettingsDep
 from api.limits import check_note_text
 from api.problems import Problem
 from peerlearn import eventstore, importer
@@ -213,6 +213,7 @@ async def run_import(
 )
 async def create_import(
     request: Request,
+    temporal: OptionalTemporal,
     response: Response,
     pool: Pool,
     settings: SettingsDep,
@@ -226,7 +227,7 @@ async def create_import(
         raise Problem(413, f"the file is larger than {settings.max_import_bytes} bytes")
     out = await run_import(
         pool,
-        getattr(request.app.state, "temporal", None),
+        temporal,
         settings,
         data,
         principal=principal,

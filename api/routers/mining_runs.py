@@ -9,14 +9,14 @@ from __future__ import annotations
 import uuid
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Query, Request, status
+from fastapi import APIRouter, Query, status
 from psycopg.rows import dict_row
 from pydantic import BaseModel, Field
 from temporalio.common import WorkflowIDReusePolicy
 from temporalio.exceptions import WorkflowAlreadyStartedError
 
 from api.auth import CurrentPrincipal, Role, require
-from api.deps import Pool, SettingsDep, TemporalClient
+from api.deps import OptionalTemporal, Pool, SettingsDep, TemporalClient
 from api.problems import Problem
 from workflows.mining import (
     PROGRESS_QUERY,
@@ -137,7 +137,7 @@ async def list_runs(
 
 @router.get("/{run_id}", summary="Progress of a mining run (statements done / total, stage)")
 async def get_run(
-    run_id: str, pool: Pool, principal: CurrentPrincipal, request: Request
+    run_id: str, pool: Pool, principal: CurrentPrincipal, client: OptionalTemporal
 ) -> dict[str, Any]:
     async with pool.connection() as conn:
         cur = await conn.cursor(row_factory=dict_row).execute(
@@ -150,7 +150,6 @@ async def get_run(
     if not (principal.all_programmes if scope == "all" else principal.can_see(scope)):
         raise Problem(404, f"no mining run {run_id!r}")  # as unknown: no programme named
     out = _row(row)
-    client = getattr(request.app.state, "temporal", None)
     if row["status"] == "running" and client is not None:
         wf_id = run_id if row["trigger"] == "schedule" else workflow_id_for_run(run_id)
         try:

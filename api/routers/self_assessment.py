@@ -13,12 +13,12 @@ import uuid
 from datetime import UTC, datetime
 from typing import Any
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter
 from psycopg.rows import dict_row
 
 from api import cycle_ops
 from api.auth import CurrentPrincipal, Role
-from api.deps import Pool
+from api.deps import OptionalTemporal, Pool
 from api.problems import Problem
 from api.schemas_cycles import SelfAssessmentIn, SelfAssessmentOut
 from peerlearn import eventstore, privacy
@@ -60,12 +60,10 @@ async def submit_self_assessment(
     body: SelfAssessmentIn,
     pool: Pool,
     principal: CurrentPrincipal,
-    request: Request,
+    temporal: OptionalTemporal,
 ) -> dict[str, Any]:
     """The host's answers (replacing an earlier submission for this meeting)."""
-    await cycle_ops.visible_cycle(
-        pool, getattr(request.app.state, "temporal", None), cycle_id, principal
-    )
+    await cycle_ops.visible_cycle(pool, temporal, cycle_id, principal)
     if principal.role not in (Role.admin, Role.manager, Role.partner):
         raise Problem(403, f"role {principal.role.value!r} may read a self-assessment, not submit")
     m = await _meeting(pool, cycle_id, meeting_id)
@@ -109,12 +107,14 @@ async def submit_self_assessment(
 
 @router.get("", response_model=SelfAssessmentOut, responses=_ERRORS)
 async def get_self_assessment(
-    cycle_id: str, meeting_id: str, pool: Pool, principal: CurrentPrincipal, request: Request
+    cycle_id: str,
+    meeting_id: str,
+    pool: Pool,
+    principal: CurrentPrincipal,
+    temporal: OptionalTemporal,
 ) -> dict[str, Any]:
     """The host's latest answers, each with its question."""
-    await cycle_ops.visible_cycle(
-        pool, getattr(request.app.state, "temporal", None), cycle_id, principal
-    )
+    await cycle_ops.visible_cycle(pool, temporal, cycle_id, principal)
     async with pool.connection() as conn:
         rows = await sa.load(conn, cycle_id, meeting_id)
     if not rows:

@@ -15,13 +15,13 @@ import uuid
 from datetime import UTC, datetime
 from typing import Any
 
-from fastapi import APIRouter, Request, status
+from fastapi import APIRouter, status
 from psycopg.rows import dict_row
 from pydantic import BaseModel, Field, field_validator
 
 from api import cycle_ops
 from api.auth import CurrentPrincipal, Principal, Role
-from api.deps import Pool
+from api.deps import OptionalTemporal, Pool
 from api.problems import Problem
 from peerlearn import eventstore
 from peerlearn.events import EventType
@@ -171,12 +171,10 @@ async def propose_topics(
     body: TopicsIn,
     pool: Pool,
     principal: CurrentPrincipal,
-    request: Request,
+    temporal: OptionalTemporal,
 ) -> dict[str, Any]:
     """The manager's ballot (replaces an earlier one; votes for dropped topics lapse)."""
-    await cycle_ops.visible_cycle(
-        pool, getattr(request.app.state, "temporal", None), cycle_id, principal
-    )
+    await cycle_ops.visible_cycle(pool, temporal, cycle_id, principal)
     _manager(principal)
     _check_open(await _meeting(pool, cycle_id, meeting_id), meeting_id)
     await _append(
@@ -190,12 +188,14 @@ async def propose_topics(
 
 @router.get("", response_model=TopicsOut, responses=_ERRORS)
 async def get_topics(
-    cycle_id: str, meeting_id: str, pool: Pool, principal: CurrentPrincipal, request: Request
+    cycle_id: str,
+    meeting_id: str,
+    pool: Pool,
+    principal: CurrentPrincipal,
+    temporal: OptionalTemporal,
 ) -> dict[str, Any]:
     """The ballot; counts for managers, analysts and admins, one's own vote for partners."""
-    await cycle_ops.visible_cycle(
-        pool, getattr(request.app.state, "temporal", None), cycle_id, principal
-    )
+    await cycle_ops.visible_cycle(pool, temporal, cycle_id, principal)
     return await _state(pool, cycle_id, meeting_id, principal)
 
 
@@ -206,12 +206,10 @@ async def vote(
     body: VoteIn,
     pool: Pool,
     principal: CurrentPrincipal,
-    request: Request,
+    temporal: OptionalTemporal,
 ) -> dict[str, Any]:
     """One vote per partner organisation; voting again replaces the earlier vote."""
-    await cycle_ops.visible_cycle(
-        pool, getattr(request.app.state, "temporal", None), cycle_id, principal
-    )
+    await cycle_ops.visible_cycle(pool, temporal, cycle_id, principal)
     if principal.role is Role.partner:
         org = principal.organisation
     elif principal.role in (Role.admin, Role.manager):
@@ -247,12 +245,10 @@ async def set_focus_topics(
     body: FocusIn,
     pool: Pool,
     principal: CurrentPrincipal,
-    request: Request,
+    temporal: OptionalTemporal,
 ) -> dict[str, Any]:
     """Close the vote: the winners (or the manager's own choice) become the focus topics."""
-    await cycle_ops.visible_cycle(
-        pool, getattr(request.app.state, "temporal", None), cycle_id, principal
-    )
+    await cycle_ops.visible_cycle(pool, temporal, cycle_id, principal)
     _manager(principal)
     _check_open(await _meeting(pool, cycle_id, meeting_id), meeting_id)
     current = await _state(pool, cycle_id, meeting_id, principal)
