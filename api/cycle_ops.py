@@ -85,6 +85,26 @@ async def visible_cycle(
     return row
 
 
+async def meeting_row(pool: AsyncConnectionPool, cycle_id: str, meeting_id: str) -> dict[str, Any]:
+    """The meeting as the meeting-scoped routes (topic votes, self-assessment)
+    check it: its host, state, kind and preparation-pack time, the cycle's
+    partners and the programme's self-assessment questions; 404 when the cycle
+    has no such meeting. One lookup, so both answer an unknown meeting alike."""
+    async with pool.connection() as conn, conn.cursor(row_factory=dict_row) as cur:
+        await cur.execute(
+            "SELECT m.host, m.state, m.kind, m.prep_sent_at, c.partners,"
+            " p.self_assessment_questions AS questions"
+            " FROM meetings m JOIN cycles c ON c.id = m.cycle_id"
+            " JOIN programmes p ON p.id = c.programme_id"
+            " WHERE m.cycle_id = %s AND m.id = %s",
+            (cycle_id, meeting_id),
+        )
+        row = await cur.fetchone()
+    if row is None:
+        raise Problem(404, f"meeting {meeting_id!r} not found in cycle {cycle_id!r}")
+    return row
+
+
 def check_open(row: dict[str, Any]) -> None:
     if row.get("status") == "cancelled":
         raise Problem(

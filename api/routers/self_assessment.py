@@ -38,21 +38,6 @@ _ERRORS: dict[int | str, dict[str, Any]] = {
 }
 
 
-async def _meeting(pool: Pool, cycle_id: str, meeting_id: str) -> dict[str, Any]:
-    async with pool.connection() as conn, conn.cursor(row_factory=dict_row) as cur:
-        await cur.execute(
-            "SELECT m.host, m.state, m.kind, p.self_assessment_questions AS questions"
-            " FROM meetings m JOIN cycles c ON c.id = m.cycle_id"
-            " JOIN programmes p ON p.id = c.programme_id"
-            " WHERE m.cycle_id = %s AND m.id = %s",
-            (cycle_id, meeting_id),
-        )
-        row = await cur.fetchone()
-    if row is None:
-        raise Problem(404, f"meeting {meeting_id!r} not found in cycle {cycle_id!r}")
-    return row
-
-
 @router.put("", response_model=SelfAssessmentOut, responses=_ERRORS)
 async def submit_self_assessment(
     cycle_id: str,
@@ -66,7 +51,7 @@ async def submit_self_assessment(
     await cycle_ops.visible_cycle(pool, temporal, cycle_id, principal)
     if principal.role not in (Role.admin, Role.manager, Role.partner):
         raise Problem(403, f"role {principal.role.value!r} may read a self-assessment, not submit")
-    m = await _meeting(pool, cycle_id, meeting_id)
+    m = await cycle_ops.meeting_row(pool, cycle_id, meeting_id)
     if not m["host"]:
         raise Problem(409, f"meeting {meeting_id!r} has no host to assess itself")
     principal.check_organisation(m["host"])  # partners: only the host's own key

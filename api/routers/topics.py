@@ -90,19 +90,6 @@ class TopicsOut(BaseModel):
     focus_source: str | None
 
 
-async def _meeting(pool: Pool, cycle_id: str, meeting_id: str) -> dict[str, Any]:
-    async with pool.connection() as conn, conn.cursor(row_factory=dict_row) as cur:
-        await cur.execute(
-            "SELECT m.state, m.prep_sent_at, c.partners FROM meetings m"
-            " JOIN cycles c ON c.id = m.cycle_id WHERE m.cycle_id = %s AND m.id = %s",
-            (cycle_id, meeting_id),
-        )
-        row = await cur.fetchone()
-    if row is None:
-        raise Problem(404, f"meeting {meeting_id!r} not found in cycle {cycle_id!r}")
-    return row
-
-
 def _check_open(m: dict[str, Any], meeting_id: str) -> None:
     if m["state"] != "scheduled":
         raise Problem(409, f"meeting {meeting_id!r} is {m['state']}: topics are chosen before it")
@@ -111,7 +98,7 @@ def _check_open(m: dict[str, Any], meeting_id: str) -> None:
 
 
 async def _state(pool: Pool, cycle_id: str, meeting_id: str, p: Principal) -> dict[str, Any]:
-    m = await _meeting(pool, cycle_id, meeting_id)
+    m = await cycle_ops.meeting_row(pool, cycle_id, meeting_id)
     async with pool.connection() as conn, conn.cursor(row_factory=dict_row) as cur:
         await cur.execute(
             "SELECT topics FROM meeting_topic_proposals WHERE cycle_id = %s AND meeting_id = %s",
@@ -176,7 +163,7 @@ async def propose_topics(
     """The manager's ballot (replaces an earlier one; votes for dropped topics lapse)."""
     await cycle_ops.visible_cycle(pool, temporal, cycle_id, principal)
     _manager(principal)
-    _check_open(await _meeting(pool, cycle_id, meeting_id), meeting_id)
+    _check_open(await cycle_ops.meeting_row(pool, cycle_id, meeting_id), meeting_id)
     await _append(
         pool,
         cycle_id,
@@ -218,7 +205,7 @@ async def vote(
         raise Problem(403, f"role {principal.role.value!r} may not vote")
     if not org:
         raise Problem(422, "organisation is required when voting on a partner's behalf")
-    m = await _meeting(pool, cycle_id, meeting_id)
+    m = await cycle_ops.meeting_row(pool, cycle_id, meeting_id)
     principal.check_organisation(org, m["partners"] or [])
     if org not in (m["partners"] or []):
         raise Problem(422, f"{org!r} is not a partner of this cycle")
@@ -250,7 +237,7 @@ async def set_focus_topics(
     """Close the vote: the winners (or the manager's own choice) become the focus topics."""
     await cycle_ops.visible_cycle(pool, temporal, cycle_id, principal)
     _manager(principal)
-    _check_open(await _meeting(pool, cycle_id, meeting_id), meeting_id)
+    _check_open(await cycle_ops.meeting_row(pool, cycle_id, meeting_id), meeting_id)
     current = await _state(pool, cycle_id, meeting_id, principal)
     counts = {t["topic"]: int(t["votes"] or 0) for t in current["topics"]}
     if body.topics is not None:
