@@ -26,6 +26,7 @@ COMMAND_MODULES = [
     "service.demo",  # demo load
     "service.import_cli",  # import --file F
     "service.erase_cli",  # erase --note ID | --organisation ORG
+    "peerlearn.legacy_seal",  # seal-legacy
 ]
 
 # Commands that work on an existing state folder (its embedded PostgreSQL) unless
@@ -33,7 +34,9 @@ COMMAND_MODULES = [
 # and start an empty PostgreSQL that outlives them, so they refuse instead.
 # `run` creates the state folder, `model prepare` fills it, `mine` and `demo load`
 # need none (files / the HTTP API).
-NEEDS_STATE = frozenset({"keys", "mining", "projections", "worker", "api", "import", "erase"})
+NEEDS_STATE = frozenset(
+    {"keys", "mining", "projections", "worker", "api", "import", "erase", "seal-legacy"}
+)
 
 
 def state_problem(command: str) -> str | None:
