@@ -407,28 +407,49 @@ def list_items(text: str) -> str:
     return "\n".join(out)
 
 
-def _blocks_to_text(blocks: Iterable[tuple[str, str]]) -> str:
-    """``(kind, text)`` blocks (heading:N, item, row, para) as the segmenter's
-    text: consecutive list items (or table rows) stay together, everything else
-    gets a blank line."""
-    out: list[str] = []
-    prev = ""
-    for kind, raw in blocks:
-        text = " ".join(raw.translate(_LAYOUT).replace("\t", " ").split())
-        if not text:
-            continue
-        if kind.startswith("heading"):
-            level = min(6, max(1, int(kind.split(":")[1] or 1)))
-            line = f"{'#' * level} {text}"
-        elif kind in ("item", "row"):
-            line = f"- {text}"
-        else:
-            line = text
-        if out and not (kind in ("item", "row") and prev == kind):
-            out.append("")
-        out.append(line)
-        prev = kind
-    return "\n".join(out)
+def _squash(raw: str) -> str:
+    """One line of text: layout characters, tabs and runs of white space as one space."""
+    return " ".join(raw.translate(_LAYOUT).replace("\t", " ").split())
+
+
+class _Blocks:
+    """The structure rules of the word-processor readers (docx, odt), once:
+    they walk their own document trees and say what each block is; this turns
+    the blocks into the segmenter's text. Headings become ``# Heading`` lines
+    (level 1 to 6), list items and table rows ``- item`` lines that stay
+    together while the same kind continues, everything else a paragraph after
+    a blank line; a block with no text leaves no trace."""
+
+    def __init__(self) -> None:
+        self._lines: list[str] = []
+        self._prev = ""
+
+    def heading(self, level: int | str, raw: str) -> None:
+        """A heading of outline ``level`` (an empty level counts as 1)."""
+        if text := _squash(raw):
+            self._emit("heading", f"{'#' * min(6, max(1, int(level or 1)))} {text}")
+
+    def item(self, raw: str) -> None:
+        if text := _squash(raw):
+            self._emit("item", f"- {text}")
+
+    def para(self, raw: str) -> None:
+        if text := _squash(raw):
+            self._emit("para", text)
+
+    def row(self, cells: Iterable[str]) -> None:
+        """A table row: its non-empty cells joined by `` | `` (a merged cell once)."""
+        if text := _squash(" | ".join(c for c in _unique(c.strip() for c in cells) if c)):
+            self._emit("row", f"- {text}")
+
+    def _emit(self, kind: str, line: str) -> None:
+        if self._lines and not (kind in ("item", "row") and self._prev == kind):
+            self._lines.append("")
+        self._lines.append(line)
+        self._prev = kind
+
+    def text(self) -> str:
+        return "\n".join(self._lines)
 
 
 # ------------------------------------------------------------------ readers
@@ -475,27 +496,28 @@ def _read_docx(data: bytes, max_bytes: int, max_pages: int) -> tuple[str, int | 
     # the whole styles part on every call (8 s for 2,500 paragraphs).
     names = {st.style_id: st.name or "" for st in document.styles}
 
-    def para_block(p: Paragraph) -> tuple[str, str]:
-        style = names.get(p._p.style or "", "")
-        if style == "Title":
-            return "heading:1", p.text
-        if style.startswith("Heading"):
-            level = style.removeprefix("Heading").strip()
-            return f"heading:{level if level.isdigit() else 1}", p.text
-        ppr = p._p.pPr
-        if "List" in style or (ppr is not None and ppr.numPr is not None):
-            return "item", p.text
-        return "para", p.text
+    out = _Blocks()
 
-    blocks: list[tuple[str, str]] = []
+    def paragraph(p: Paragraph) -> None:
+        style = names.get(p._p.style or "", "")
+        ppr = p._p.pPr
+        if style == "Title":
+            out.heading(1, p.text)
+        elif style.startswith("Heading"):
+            level = style.removeprefix("Heading").strip()
+            out.heading(level if level.isdigit() else 1, p.text)
+        elif "List" in style or (ppr is not None and ppr.numPr is not None):
+            out.item(p.text)
+        else:
+            out.para(p.text)
+
     for block in document.iter_inner_content():
         if isinstance(block, Paragraph):
-            blocks.append(para_block(block))
+            paragraph(block)
         elif isinstance(block, Table):
             for row in block.rows:
-                cells = _unique(c.text.strip() for c in row.cells)
-                blocks.append(("row", " | ".join(c for c in cells if c)))
-    return _blocks_to_text(blocks), pages, _language(document.core_properties.language)
+                out.row(c.text for c in row.cells)
+    return out.text(), pages, _language(document.core_properties.language)
 
 
 def _unique(values: Iterable[str]) -> list[str]:
@@ -526,21 +548,19 @@ def _read_odt(data: bytes, max_bytes: int, max_pages: int) -> tuple[str, int | N
     _check_inflation(data, max_bytes)
     document = load(io.BytesIO(data))  # damage: CorruptDocument in extract()
 
-    blocks: list[tuple[str, str]] = []
+    out = _Blocks()
 
     def walk(el: Element, in_list: bool) -> None:
         for child in el.childNodes:
             tag = getattr(child, "qname", (None, None))[1]
             if tag == "h":
-                level = child.getAttribute("outlinelevel") or "1"
-                blocks.append((f"heading:{level}", teletype.extractText(child)))
+                out.heading(child.getAttribute("outlinelevel") or 1, teletype.extractText(child))
             elif tag == "p":
-                blocks.append(("item" if in_list else "para", teletype.extractText(child)))
+                (out.item if in_list else out.para)(teletype.extractText(child))
             elif tag == "list":
                 walk(child, True)
             elif tag == "table-row":
-                cells = [teletype.extractText(c).strip() for c in child.childNodes]
-                blocks.append(("row", " | ".join(c for c in _unique(cells) if c)))
+                out.row(teletype.extractText(c) for c in child.childNodes)
             elif tag in (
                 "list-item",
                 "list-header",
@@ -556,7 +576,7 @@ def _read_odt(data: bytes, max_bytes: int, max_pages: int) -> tuple[str, int | N
     walk(document.text, False)
     meta = _odt_meta(document)
     _check_pages(meta[0], max_pages)
-    return _blocks_to_text(blocks), meta[0], meta[1]
+    return out.text(), meta[0], meta[1]
 
 
 def _odt_meta(document: Any) -> tuple[int | None, str | None]:
