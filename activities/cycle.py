@@ -16,7 +16,7 @@ from psycopg_pool import AsyncConnectionPool
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
-from peerlearn import eventstore
+from peerlearn import eventstore, privacy
 from peerlearn.events import EventType
 from peerlearn.settings import Settings
 from workflows.types import (
@@ -30,6 +30,30 @@ from workflows.types import (
 
 # ApplicationError type of a note the database refused for good.
 NOTE_REJECTED_ERROR = "NoteRejected"
+
+
+async def _personal_fields(
+    conn: psycopg.AsyncConnection[Any], inp: SubmitNoteActivityInput
+) -> dict[str, str]:
+    """The note's words and author as the event carries them: fields the API
+    sealed pass through as they are (after checking that they open with the
+    note's key, so no unreadable note is ever acknowledged); clear ones are
+    sealed by the event store's storage transform (peerlearn.privacy.seal)."""
+    n = inp.note
+    out: dict[str, str] = {}
+    for field, sealed in (("text", n.text_sealed), ("author_person", n.author_person_sealed)):
+        if sealed is not None:
+            if n.note_id != inp.note_id:
+                raise privacy.Unreadable(f"the sealed {field} belongs to another note")
+            name = privacy.sealed_field(field)
+            if await privacy.open_field(conn, {"note_id": n.note_id, name: sealed}, field) is None:
+                raise privacy.Unreadable(f"the key of note {inp.note_id} is gone")
+            out[name] = sealed
+        else:
+            value = n.text if field == "text" else n.author_person
+            if value is not None and (field != "author_person" or value):
+                out[field] = value
+    return out
 
 
 class CycleActivities:
@@ -65,6 +89,9 @@ class CycleActivities:
         """
         try:
             return await self._store_note(inp)
+        except privacy.Unreadable as exc:
+            # A sealed field that does not open with its note's key never will.
+            raise ApplicationError(str(exc), type=NOTE_REJECTED_ERROR, non_retryable=True) from exc
         except (psycopg.DataError, UnicodeError) as exc:
             # The database refused the note's content (e.g. a NUL the API let
             # through): every retry would fail the same way, so say so at once
@@ -106,7 +133,7 @@ class CycleActivities:
                     "client_key": n.client_key,
                     "author_organisation": n.author_organisation,
                     "language": n.language,
-                    "text": n.text,
+                    **(await _personal_fields(conn, inp)),
                     "format": n.format,
                     "submitted_by": n.submitted_by,
                     "phase": inp.phase,

@@ -19,6 +19,8 @@ from pydantic import (
     model_validator,
 )
 
+from peerlearn.text_rules import describe_forbidden
+
 ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$"
 MeetingKind = Literal[
     "kickoff", "site_visit", "webinar", "study_visit", "national_meeting", "conference", "wrap_up"
@@ -514,6 +516,28 @@ class NoteCreate(BaseModel):
         description="Who reads its statements: facilitators (admin/manager keys only),"
         " programme (default) or public; the author may change it (PATCH /v1/notes/{id}).",
     )
+    author_person: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=200,
+        description="The person who wrote the note (name or e-mail; optional). Personal"
+        " data: sealed in the event log, shown only to those who may read the note, and"
+        " the handle of 'erase everything this person wrote' (POST /v1/erasures).",
+        examples=["Anna Berg"],
+    )
+
+    @field_validator("author_person")
+    @classmethod
+    def _person_is_a_name(cls, v: str | None) -> str | None:
+        if v is None:
+            return None
+        problem = describe_forbidden(v)
+        if problem is not None or "\n" in v or "\r" in v or "\t" in v:
+            raise ValueError(problem or "a name is one line")
+        v = " ".join(v.split())
+        if not v:
+            raise ValueError("the name is empty")
+        return v
 
 
 class NoteSubmitted(BaseModel):
@@ -532,6 +556,12 @@ class NoteRow(BaseModel):
     submitted_at: datetime
     theme_ids: list[str] = Field(default_factory=list)
     late: bool = Field(default=False, description="Came after the meeting's note window closed.")
+    visibility: str = "programme"
+    author_person: str | None = Field(
+        default=None,
+        description="Who wrote it, when given; shown to managers, admins and the author's"
+        " organisation only.",
+    )
 
 
 class NotePage(BaseModel):

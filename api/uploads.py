@@ -28,7 +28,7 @@ from peerlearn import documents
 from peerlearn.settings import Settings
 
 #: Form fields a note upload may carry besides ``file``.
-FORM_FIELDS = ("author_organisation", "language", "client_key", "visibility")
+FORM_FIELDS = ("author_organisation", "language", "client_key", "visibility", "author_person")
 
 
 @dataclass(frozen=True)
@@ -91,6 +91,7 @@ async def note_from_upload(
             format="markdown",
             client_key=fields.get("client_key") or None,
             visibility=fields.get("visibility") or None,  # type: ignore[arg-type]  # validated
+            author_person=fields.get("author_person") or request.headers.get("x-author-person"),
         )
     except ValidationError as exc:
         detail = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())

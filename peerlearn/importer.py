@@ -14,7 +14,8 @@ events a live programme writes, carrying their real dates:
 Columns: ``programme_id``, ``programme_name``, ``cycle_id``, ``cycle_title``,
 ``meeting_id``, ``meeting_kind``, ``meeting_date`` (ISO date or datetime, in
 the past), ``host``, ``author_organisation``, ``language`` (optional, detected
-when absent), ``text``, ``submitted_at`` (optional).
+when absent), ``text``, ``submitted_at`` (optional), ``author_person`` (optional: who wrote
+it, sealed in the log like the text).
 
 Two rules make it safe to run on real data:
 
@@ -67,8 +68,9 @@ COLUMNS = (
     "language",
     "text",
     "submitted_at",
+    "author_person",
 )
-REQUIRED = frozenset(COLUMNS) - {"host", "language", "submitted_at"}
+REQUIRED = frozenset(COLUMNS) - {"host", "language", "submitted_at", "author_person"}
 ID_FIELDS = ("programme_id", "cycle_id", "meeting_id", "author_organisation", "host")
 # The API's id rule (api/schemas_cycles.ID_PATTERN): ids become stream names and URL parts.
 ID_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$")
@@ -118,6 +120,7 @@ class ImportLine:
     language: str
     text: str
     submitted_at: datetime
+    author_person: str | None = None  # who wrote it (optional; sealed in the log)
 
     @property
     def note_key(self) -> str:
@@ -276,10 +279,16 @@ def _line(n: int, row: dict[str, Any], check_text: TextCheck, now: datetime) -> 
         v = values[col]
         if v is not None and not ID_PATTERN.match(v):
             problems.append(f"{col} {v!r} is not an id (letters, digits, - and _; at most 64)")
-    for col in ("programme_name", "cycle_title"):
+    for col in ("programme_name", "cycle_title", "author_person"):
         v = values[col]
         if v is not None and len(v) > 200:
             problems.append(f"{col} is longer than 200 characters")
+    person = values["author_person"]
+    if person is not None:
+        reason = check_text(person)
+        if reason or any(c in person for c in "\n\r\t"):
+            problems.append(f"author_person: {reason or 'a name is one line'}")
+        person = " ".join(person.split())
     kind = values["meeting_kind"]
     if kind is not None and kind not in MEETING_KINDS:
         problems.append(f"meeting_kind {kind!r} is not one of {', '.join(MEETING_KINDS)}")
@@ -331,6 +340,7 @@ def _line(n: int, row: dict[str, Any], check_text: TextCheck, now: datetime) -> 
         language=language,
         text=text,
         submitted_at=submitted_at or meeting_at + MEETING_LENGTH,
+        author_person=person,
     )
 
 
@@ -632,6 +642,7 @@ async def _cycle(w: _Writer, cid: str, lines: list[ImportLine], time_zone: str) 
             "author_organisation": ln.author_organisation,
             "language": ln.language,
             "text": ln.text,
+            **({"author_person": ln.author_person} if ln.author_person else {}),
             "format": "text",
             "submitted_by": w.submitted_by,
             "phase": phase,

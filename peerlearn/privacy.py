@@ -23,6 +23,7 @@ produced for a corrected note.
 from __future__ import annotations
 
 import base64
+import hashlib
 import json
 import os
 import re
@@ -32,6 +33,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import psycopg
+from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from psycopg.rows import dict_row, tuple_row
 
@@ -61,41 +63,115 @@ async def _fetch(conn: Conn, query: Any, params: Any) -> list[tuple[Any, ...]]:
 
 # ---- sealing ----------------------------------------------------------------------------
 
+#: Fields of a note payload that are personal data and stored only sealed:
+#: the words, and the named person who wrote them (issue 12).
+PERSONAL_FIELDS = ("text", "author_person")
 
-async def _note_key(conn: Conn, note_id: str, organisation: str, *, create: bool) -> bytes | None:
+
+def sealed_field(field: str) -> str:
+    return SEALED if field == "text" else f"{field}_sealed"
+
+
+def _aad(note_id: str, field: str) -> bytes:
+    """Associated data: the note id (and the field), so a ciphertext cannot be
+    moved to another note or passed off as another field. ``text`` keeps the
+    bare note id, as it was sealed before ``author_person`` existed."""
+    return note_id.encode() if field == "text" else f"{note_id}:{field}".encode()
+
+
+def person_key(person: str) -> str:
+    """The form a named person is matched by: case- and spacing-insensitive
+    (``Anna  Berg`` and ``anna berg`` are one person; an e-mail address is
+    matched the same way)."""
+    return " ".join(person.split()).casefold()
+
+
+async def _note_key(
+    conn: Conn,
+    note_id: str,
+    organisation: str,
+    *,
+    create: bool,
+    person: str | None = None,
+) -> bytes | None:
     if create:
         await conn.execute(
-            "INSERT INTO note_keys (note_id, organisation_id, key) VALUES (%s, %s, %s)"
-            " ON CONFLICT (note_id) DO NOTHING",
-            (note_id, organisation, AESGCM.generate_key(bit_length=256)),
+            "INSERT INTO note_keys (note_id, organisation_id, key, author_person_key)"
+            " VALUES (%s, %s, %s, %s) ON CONFLICT (note_id) DO UPDATE SET author_person_key ="
+            " coalesce(note_keys.author_person_key, EXCLUDED.author_person_key)",
+            (
+                note_id,
+                organisation,
+                AESGCM.generate_key(bit_length=256),
+                person_key(person) if person else None,
+            ),
         )
     rows = await _fetch(conn, "SELECT key FROM note_keys WHERE note_id = %s", (note_id,))
     return bytes(rows[0][0]) if rows else None
 
 
+def _encrypt(key: bytes, note_id: str, field: str, value: str) -> str:
+    nonce = os.urandom(12)
+    ct = AESGCM(key).encrypt(nonce, value.encode(), _aad(note_id, field))
+    return base64.b64encode(nonce + ct).decode("ascii")
+
+
 async def seal(conn: Conn, type_: EventType, payload: dict[str, Any]) -> dict[str, Any]:
-    """The payload as stored: ``text`` replaced by its AES-GCM ciphertext
-    (nonce + ciphertext, base64; the note id is the associated data, so a
-    ciphertext cannot be moved to another note)."""
-    if type_ not in SEALED_TYPES or "text" not in payload:
+    """The payload as stored: each personal field (:data:`PERSONAL_FIELDS`)
+    replaced by its AES-GCM ciphertext under the note's own key (nonce +
+    ciphertext, base64; see :func:`_aad`). Fields that arrive already sealed
+    (a submission sealed by the API before it entered Temporal) pass as they are."""
+    if type_ not in SEALED_TYPES or not any(payload.get(f) is not None for f in PERSONAL_FIELDS):
         return payload
     note_id = str(payload["note_id"])
     org = str(payload.get("author_organisation") or payload.get("organisation") or "")
-    key = await _note_key(conn, note_id, org, create=True)
+    person = payload.get("author_person")
+    key = await _note_key(conn, note_id, org, create=True, person=person)
     assert key is not None
-    nonce = os.urandom(12)
-    ct = AESGCM(key).encrypt(nonce, str(payload["text"]).encode(), note_id.encode())
-    out = {k: v for k, v in payload.items() if k != "text"}
-    out[SEALED] = base64.b64encode(nonce + ct).decode("ascii")
+    out = {k: v for k, v in payload.items() if k not in PERSONAL_FIELDS}
+    for field in PERSONAL_FIELDS:
+        if payload.get(field) is not None:
+            out[sealed_field(field)] = _encrypt(key, note_id, field, str(payload[field]))
     return out
 
 
-async def note_text(conn: Conn, payload: dict[str, Any]) -> str | None:
-    """The note text of a stored (sealed) or in-flight payload; None once the
-    note's key was destroyed (erased) or the text was redacted."""
-    if "text" in payload:
-        return str(payload["text"])
-    blob = payload.get(SEALED)
+async def seal_submission(
+    conn: Conn, *, note_id: str, organisation: str, text: str, author_person: str | None
+) -> dict[str, str]:
+    """Seal a note before it leaves the API for the cycle workflow, so that no
+    Temporal history (update arguments, activity inputs) ever holds its words
+    or its author's name in clear: erasing the note destroys this key and the
+    copies in Temporal become as unreadable as the one in the event log.
+    Returns the sealed fields (``text_sealed``, ``author_person_sealed``)."""
+    key = await _note_key(conn, note_id, organisation, create=True, person=author_person)
+    assert key is not None
+    out = {SEALED: _encrypt(key, note_id, "text", text)}
+    if author_person:
+        out[sealed_field("author_person")] = _encrypt(key, note_id, "author_person", author_person)
+    return out
+
+
+async def discard_submission_key(conn: Conn, note_id: str) -> None:
+    """The key of a sealed submission that did not become this note (its
+    idempotency key named an earlier note): nothing was stored under it."""
+    await conn.execute(
+        "DELETE FROM note_keys k WHERE k.note_id = %s AND NOT EXISTS"
+        " (SELECT 1 FROM notes n WHERE n.id = k.note_id)",
+        (note_id,),
+    )
+
+
+class Unreadable(Exception):
+    """A sealed field that does not open with its note's key (tampered, or
+    sealed for another note): the submission can never succeed."""
+
+
+async def open_field(conn: Conn, payload: dict[str, Any], field: str = "text") -> str | None:
+    """A personal field of a stored (sealed) or in-flight payload; None once
+    the note's key was destroyed (erased), or when the field is absent."""
+    if payload.get(field) is not None:
+        return str(payload[field])
+    blob = payload.get(sealed_field(field))
     if not blob:
         return None
     note_id = str(payload["note_id"])
@@ -103,7 +179,16 @@ async def note_text(conn: Conn, payload: dict[str, Any]) -> str | None:
     if key is None:
         return None
     raw = base64.b64decode(blob)
-    return AESGCM(key).decrypt(raw[:12], raw[12:], note_id.encode()).decode()
+    try:
+        return AESGCM(key).decrypt(raw[:12], raw[12:], _aad(note_id, field)).decode()
+    except InvalidTag as exc:
+        raise Unreadable(f"the sealed {field} does not open with note {note_id}'s key") from exc
+
+
+async def note_text(conn: Conn, payload: dict[str, Any]) -> str | None:
+    """The note text of a stored (sealed) or in-flight payload; None once the
+    note's key was destroyed (erased) or the text was redacted."""
+    return await open_field(conn, payload, "text")
 
 
 eventstore.storage_transform(*SEALED_TYPES)(seal)
@@ -339,22 +424,38 @@ async def erase(
     *,
     note_id: str | None = None,
     organisation: str | None = None,
+    person: str | None = None,
     requested_by: str | None = None,
     reason: str | None = None,
 ) -> Erasure:
-    """Erase one note or everything an organisation wrote: destroy the notes'
-    keys (the sealed texts in the log become unreadable), append a NoteErased
-    tombstone per note (the projector deletes its read-model row), delete its
-    statements, embeddings, originals and report copies. Streams stay
-    gap-free: no event is changed or deleted."""
-    if (note_id is None) == (organisation is None):
-        raise ValueError("erase one note or one organisation")
+    """Erase one note, everything an organisation wrote, or everything a
+    named person wrote (optionally only within one organisation): destroy
+    the notes' keys (the sealed texts in the log and in Temporal histories
+    become unreadable), append a NoteErased tombstone per note (the projector
+    deletes its read-model row), delete its statements, embeddings, originals
+    and report copies. Streams stay gap-free: no event is changed or deleted."""
+    if note_id is not None and (organisation is not None or person is not None):
+        raise ValueError("erase one note, one organisation or one person")
+    if note_id is None and organisation is None and person is None:
+        raise ValueError("erase one note, one organisation or one person")
+    rows: list[tuple[Any, ...]]
     if note_id is not None:
         rows = await _fetch(
             conn,
             "SELECT id, cycle_id, meeting_id, author_organisation FROM notes WHERE id = %s"
             " UNION SELECT note_id, NULL, NULL, organisation_id FROM note_keys WHERE note_id = %s",
             (note_id, note_id),
+        )
+    elif person is not None:
+        names = await person_identities(conn, person, organisation)
+        rows = await _fetch(
+            conn,
+            "SELECT n.id, n.cycle_id, n.meeting_id, n.author_organisation FROM notes n"
+            " JOIN note_keys k ON k.note_id = n.id WHERE k.author_person_key = ANY(%s)"
+            " AND (%s::text IS NULL OR n.author_organisation = %s)"
+            " UNION SELECT note_id, NULL, NULL, organisation_id FROM note_keys"
+            " WHERE author_person_key = ANY(%s) AND (%s::text IS NULL OR organisation_id = %s)",
+            (names, organisation, organisation, names, organisation, organisation),
         )
     else:
         rows = await _fetch(
@@ -370,18 +471,22 @@ async def erase(
         if nid not in found or found[nid][0] is None:
             found[nid] = (cid, mid, org)
     # notes only the log knows (withdrawn, or never projected): find their stream
+    by_person = [nid for nid in found] if person is not None else []
     rows = await _fetch(
         conn,
         "SELECT DISTINCT ON (payload->>'note_id') payload->>'note_id', stream_id,"
         " payload->>'meeting_id', payload->>'author_organisation' FROM events"
-        " WHERE type = %s AND (payload->>'note_id' = %s OR payload->>'author_organisation' = %s)",
-        (EventType.NOTES_SUBMITTED.value, note_id, organisation),
+        " WHERE type = %s AND (payload->>'note_id' = %s OR payload->>'note_id' = ANY(%s)"
+        " OR (%s::text IS NULL AND payload->>'author_organisation' = %s))",
+        (EventType.NOTES_SUBMITTED.value, note_id, by_person, person, organisation),
     )
     for nid, cid, mid, org in rows:
         if nid not in found or found[nid][0] is None:
             found[nid] = (cid, mid, org)
     if note_id is not None and not found:
         raise NotFound(f"note {note_id!r} not found")
+    if person is not None and not found:
+        raise NotFound("no note of that person is stored")
     erasure_id = "E" + uuid.uuid4().hex[:16]
     note_ids = sorted(found)
     await conn.execute("DELETE FROM note_keys WHERE note_id = ANY(%s)", (note_ids,))
@@ -422,8 +527,8 @@ async def erase(
         " VALUES (%s, %s, %s, %s, %s, %s)",
         (
             erasure_id,
-            "note" if note_id is not None else "organisation",
-            note_id or organisation,
+            "note" if note_id else "person" if person else "organisation",
+            note_id or (person_digest(person) if person else organisation),
             note_ids,
             requested_by,
             reason,
@@ -432,39 +537,82 @@ async def erase(
     return Erasure(erasure_id, note_ids, themes)
 
 
+def person_digest(person: str) -> str:
+    """How an erasure record names the person it erased: not by name."""
+    return "person:" + hashlib.sha256(person_key(person).encode()).hexdigest()[:16]
+
+
+async def person_identities(conn: Conn, person: str, organisation: str | None) -> list[str]:
+    """The matching forms a named person is known by: what was asked for,
+    plus the other half of every programme contact (name and e-mail) it
+    matches, so erasing ``anna.berg@vaxa.se`` also finds notes signed
+    ``Anna Berg`` by a contact of that organisation."""
+    want = person_key(person)
+    names = {want}
+    async with conn.cursor(row_factory=dict_row) as cur:
+        await cur.execute("SELECT partners FROM programmes")
+        for row in await cur.fetchall():
+            for partner in row["partners"] or []:
+                if organisation is not None and partner.get("id") != organisation:
+                    continue
+                for c in partner.get("contacts") or []:
+                    if not isinstance(c, dict):
+                        continue
+                    forms = {person_key(str(c.get(k) or "")) for k in ("name", "email")}
+                    if want in forms:
+                        names |= {f for f in forms if f}
+    return sorted(names)
+
+
 # ---- right to a copy ----------------------------------------------------------------------
 
 
-async def export_organisation(conn: Conn, organisation: str) -> dict[str, Any]:
-    """Everything ``organisation`` wrote that is still stored: its notes (with
-    visibility, version and original file names), their statements and
-    the themes they were placed in, and its erasures."""
+async def export_organisation(
+    conn: Conn, organisation: str, *, person: str | None = None
+) -> dict[str, Any]:
+    """Everything ``organisation`` wrote that is still stored (or, with
+    ``person``, what that person of it wrote): its notes (with visibility,
+    version, author and original file names), their statements and the
+    themes they were placed in, and its erasures."""
+    person_filter = ""
+    params: list[Any] = [organisation]
+    if person is not None:
+        person_filter = (
+            " AND n.id IN (SELECT note_id FROM note_keys WHERE author_person_key = ANY(%s))"
+        )
+        params.append(await person_identities(conn, person, organisation))
     async with conn.cursor(row_factory=dict_row) as cur:
         await cur.execute(
             "SELECT n.id, n.programme_id, n.cycle_id, n.meeting_id, n.language, n.format,"
             " n.text, n.visibility, n.version, n.submitted_at, n.corrected_at, n.submitted_by,"
-            " o.filename AS original_filename, o.sha256 AS original_sha256"
+            " n.author_person, o.filename AS original_filename, o.sha256 AS original_sha256"
             " FROM notes n LEFT JOIN note_originals o ON o.note_id = n.id"
-            " WHERE n.author_organisation = %s ORDER BY n.submitted_at, n.id",
-            (organisation,),
+            " WHERE n.author_organisation = %s" + person_filter + " ORDER BY n.submitted_at, n.id",
+            params,
         )
         notes = await cur.fetchall()
+        note_ids = [n["id"] for n in notes]
         await cur.execute(
             "SELECT id, note_id, position, text, language, kind, heading, theme_id, source_date"
-            " FROM statements WHERE organisation_id = %s ORDER BY note_id, position",
-            (organisation,),
+            " FROM statements WHERE organisation_id = %s AND (%s OR note_id = ANY(%s))"
+            " ORDER BY note_id, position",
+            (organisation, person is None, note_ids),
         )
         statements = await cur.fetchall()
         await cur.execute(
             "SELECT id, target_kind, target, note_ids, created_at FROM erasures"
             " WHERE target = %s OR note_ids && %s ORDER BY created_at",
-            (organisation, [n["id"] for n in notes] or [""]),
+            (
+                person_digest(person) if person is not None else organisation,
+                note_ids or [""],
+            ),
         )
         erasures = await cur.fetchall()
     return json.loads(
         json.dumps(
             {
                 "organisation": organisation,
+                **({"person": person} if person is not None else {}),
                 "exported_at": datetime.now(UTC),
                 "notes": notes,
                 "statements": statements,

@@ -33,7 +33,7 @@ from peerlearn.eventstore import (
     projector,
 )
 from peerlearn.mining import curation as _curation
-from peerlearn.privacy import note_text
+from peerlearn.privacy import note_text, open_field
 
 # Tables derived from the log, in the order a rebuild copies them.
 PROJECTION_TABLES = (
@@ -615,8 +615,8 @@ async def _notes_submitted(conn: Conn, ev: Event) -> list[str]:
         return []
     await conn.execute(
         "INSERT INTO notes (id, cycle_id, programme_id, meeting_id, author_organisation, language,"
-        " text, format, client_key, submitted_by, submitted_at)"
-        " SELECT %s, %s, c.programme_id, %s, %s, %s, %s, %s, %s, %s, %s"
+        " text, format, client_key, submitted_by, submitted_at, author_person)"
+        " SELECT %s, %s, c.programme_id, %s, %s, %s, %s, %s, %s, %s, %s, %s"
         " FROM cycles c WHERE c.id = %s",
         (
             p["note_id"],
@@ -629,6 +629,7 @@ async def _notes_submitted(conn: Conn, ev: Event) -> list[str]:
             p["client_key"],
             p.get("submitted_by"),
             ev.occurred_at,
+            await open_field(conn, p, "author_person"),
             ev.stream_id,
         ),
     )

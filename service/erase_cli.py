@@ -1,4 +1,5 @@
-"""``peerlearn erase --note ID | --organisation ORG``: the right to erasure
+"""``peerlearn erase --note ID | --organisation ORG | --person NAME [--organisation ORG]``:
+the right to erasure
 from the command line (the same :func:`peerlearn.privacy.erase` as
 ``POST /v1/erasures``): the notes' keys are destroyed (their texts in the
 event log become unreadable), NoteErased tombstones are appended, and the
@@ -27,7 +28,7 @@ async def _erase(args: argparse.Namespace) -> int:
     try:
         async with pool.connection() as conn, conn.transaction():
             done = await privacy.erase(
-                conn, note_id=args.note, organisation=args.organisation,
+                conn, note_id=args.note, organisation=args.organisation, person=args.person,
                 requested_by="cli", reason=args.reason,
             )  # fmt: skip
             await store.refresh_practices(conn, done.theme_ids)
@@ -42,15 +43,27 @@ async def _erase(args: argparse.Namespace) -> int:
 
 
 def _cmd(args: argparse.Namespace) -> int:
+    if args.note is not None and (args.organisation or args.person):
+        print("peerlearn erase: --note goes alone", file=sys.stderr)
+        return 2
+    if not (args.note or args.organisation or args.person):
+        print("peerlearn erase: give --note, --organisation or --person", file=sys.stderr)
+        return 2
     return asyncio.run(_erase(args))
 
 
 def register(subparsers: Any) -> None:
     p = subparsers.add_parser(
-        "erase", help="erase one note or everything an organisation wrote (right to erasure)"
+        "erase",
+        help="erase a note, or all an organisation or a named person wrote (right to erasure)",
     )
-    g = p.add_mutually_exclusive_group(required=True)
-    g.add_argument("--note", help="note id")
-    g.add_argument("--organisation", help="organisation id: every note it wrote")
+    p.add_argument("--note", help="note id")
+    p.add_argument(
+        "--organisation", help="organisation id: every note it wrote (with --person: its person's)"
+    )
+    p.add_argument(
+        "--person", help="a named person (name or e-mail, matched ignoring case): every note"
+        " signed by them, also under the other half of a matching programme contact",
+    )  # fmt: skip
     p.add_argument("--reason", default=None, help="recorded with the erasure (no text of notes)")
     p.set_defaults(func=_cmd)

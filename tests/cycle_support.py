@@ -76,7 +76,9 @@ async def create_programme(
     *,
     webhook_url: str | None = None,
     time_zone: str = "Europe/Stockholm",
+    contacts: dict[str, list[dict[str, str]]] | None = None,
 ) -> str:
+    """A programme of :data:`PARTNERS` (``contacts``: partner id -> its people)."""
     pid = "prog-" + uuid.uuid4().hex[:8]
     await eventstore.append_event(
         pool,
@@ -88,7 +90,14 @@ async def create_programme(
             "time_zone": time_zone,
             "webhook_url": webhook_url,
             "partners": [
-                {"id": p, "name": p.upper(), "country": "SE", "kind": "cluster"} for p in PARTNERS
+                {
+                    "id": p,
+                    "name": p.upper(),
+                    "country": "SE",
+                    "kind": "cluster",
+                    "contacts": (contacts or {}).get(p, []),
+                }
+                for p in PARTNERS
             ],
             "facilitators": [],
             "languages": ["en", "sv"],

@@ -15,8 +15,8 @@ from typing import Any, LiteralString
 import httpx
 import pytest_asyncio
 from auth_helpers import admin_headers, api_client, key_headers
-from psycopg import sql
-from psycopg.rows import dict_row, tuple_row
+from privacy_support import assert_gap_free, tables_holding
+from psycopg.rows import dict_row
 from psycopg_pool import AsyncConnectionPool
 from temporalio.testing import WorkflowEnvironment
 
@@ -153,44 +153,11 @@ async def test_correct_withdraw_visibility_and_who_may(ctx: Ctx) -> None:
 
 
 async def _assert_gap_free(c: Ctx) -> None:
-    bad = await _rows(
-        c,
-        "SELECT stream_id, count(*) AS n, max(version) AS top, min(version) AS low FROM events"
-        " GROUP BY stream_id HAVING count(*) <> max(version) OR min(version) <> 1",
-    )
-    assert not bad, bad
-    heads = await _rows(
-        c,
-        "SELECT s.stream_id FROM event_streams s LEFT JOIN (SELECT stream_id, max(version) AS v"
-        " FROM events GROUP BY stream_id) e USING (stream_id) WHERE s.version <> coalesce(e.v, 0)",
-    )
-    assert not heads, heads
+    await assert_gap_free(c.pool)
 
 
 async def _tables_holding(c: Ctx, marker: str) -> list[str]:
-    """Every table and text/jsonb/bytea column of the schema holding ``marker``."""
-    cols = await _rows(
-        c,
-        "SELECT table_name, column_name, data_type FROM information_schema.columns"
-        " WHERE table_schema = current_schema() AND data_type IN"
-        " ('text', 'jsonb', 'json', 'bytea', 'ARRAY', 'character varying')",
-    )
-    found = []
-    async with c.pool.connection() as conn:
-        for col in cols:
-            t, name = sql.Identifier(col["table_name"]), sql.Identifier(col["column_name"])
-            if col["data_type"] == "bytea":
-                cond = sql.SQL("position(convert_to(%s, 'UTF8') in {}) > 0").format(name)
-            else:
-                cond = sql.SQL("{}::text ILIKE '%%' || %s || '%%'").format(name)
-            async with conn.cursor(row_factory=tuple_row) as cur:
-                await cur.execute(
-                    sql.SQL("SELECT count(*) FROM {} WHERE {}").format(t, cond), (marker,)
-                )
-                row = await cur.fetchone()
-            if row and row[0]:
-                found.append(f"{col['table_name']}.{col['column_name']}")
-    return found
+    return await tables_holding(c.pool, marker)
 
 
 async def test_erasure_leaves_no_trace_and_streams_gap_free(

@@ -660,7 +660,9 @@ class PeerLearningCycle:
             if inp.client_key not in self.state.notes_by_key:
                 raise unavailable("the first submission with this key failed; send it again")
             return SubmitNoteOutput(note_id=self.state.notes_by_key[inp.client_key], duplicate=True)
-        note_id = str(workflow.uuid4())
+        # A sealed submission is bound to the id the API proposed (the sealing
+        # key's); older histories and unsealed callers get a drawn one.
+        note_id = inp.note_id or str(workflow.uuid4())
         self._inflight_notes[inp.client_key] = note_id
         m = self._find(inp.meeting_id)
         assert m is not None
@@ -749,6 +751,16 @@ class PeerLearningCycle:
             raise rejected(
                 f"meeting {inp.meeting_id!r} has not been held yet; notes open once it is"
             )
+        if inp.text_sealed is not None:
+            # Sealed by the API after its text checks; the store activity opens
+            # it and refuses (non-retryably) what does not open.
+            if not inp.note_id or not inp.text_sealed or inp.text:
+                raise invalid("a sealed note needs its note_id and only text_sealed")
+            if inp.note_id in self._inflight_notes.values() or any(
+                inp.note_id in m.note_ids for m in self.state.meetings
+            ):
+                raise invalid(f"note id {inp.note_id!r} is already taken")
+            return
         if not inp.text.strip():
             raise rejected("the note is empty")
         problem = describe_forbidden(inp.text)

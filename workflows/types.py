@@ -190,9 +190,19 @@ class SubmitNoteInput:
     client_key: str
     author_organisation: str
     language: str
-    text: str
+    #: In clear only from callers that do not seal (tests, old histories). The
+    #: API sends ``text_sealed`` instead (peerlearn.privacy.seal_submission) so
+    #: that the note's words never sit in clear in a Temporal history.
+    text: str = ""
     format: str = "text"  # text | markdown
     submitted_by: str | None = None  # API key id
+    #: The id the sealed fields are bound to (the API proposes it); None: the
+    #: workflow draws one.
+    note_id: str | None = None
+    text_sealed: str | None = None
+    #: The named person who wrote the note (optional; sealed like the text).
+    author_person: str | None = None
+    author_person_sealed: str | None = None
 
 
 @dataclass

@@ -16,7 +16,7 @@ import asyncio
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Query, Request, Response, status
-from pydantic import BaseModel, Field, ValidationError
+from pydantic import BaseModel, Field, ValidationError, model_validator
 
 from api import uploads
 from api.auth import CurrentPrincipal, Principal, Role, require
@@ -53,11 +53,24 @@ class NoteChanged(BaseModel):
 
 
 class ErasureRequest(BaseModel):
-    """Exactly one of ``note_id`` and ``organisation``."""
+    """One note (``note_id``), one organisation (``organisation``), or one
+    named person (``person``: the name or e-mail the notes were signed with,
+    or a contact's; with ``organisation`` only within that organisation)."""
 
     note_id: str | None = Field(default=None, min_length=1, max_length=200)
     organisation: str | None = Field(default=None, min_length=1, max_length=200)
+    person: str | None = Field(default=None, min_length=1, max_length=200)
     reason: str | None = Field(default=None, max_length=500)
+
+    @model_validator(mode="after")
+    def _one_target(self) -> ErasureRequest:
+        if self.note_id is not None and (self.organisation or self.person):
+            raise ValueError("note_id goes alone: give note_id, organisation or person")
+        if self.note_id is None and self.organisation is None and self.person is None:
+            raise ValueError("give note_id, organisation or person")
+        if self.person is not None and not self.person.strip():
+            raise ValueError("person is empty")
+        return self
 
 
 class ErasureDone(BaseModel):
@@ -191,17 +204,16 @@ async def change_visibility(
     "/v1/erasures",
     status_code=status.HTTP_201_CREATED,
     response_model=ErasureDone,
-    responses={404: {"description": "Unknown note"}},
+    responses={404: {"description": "Unknown note, or no note of that person"}},
 )
 async def erase(
     body: ErasureRequest, pool: Pool, principal: Principal = require(Role.admin)
 ) -> ErasureDone:
-    """Erase one note or everything an organisation wrote (right to erasure)."""
-    if (body.note_id is None) == (body.organisation is None):
-        raise Problem(422, "give exactly one of note_id and organisation")
+    """Erase one note, everything an organisation wrote, or everything a
+    named person wrote (right to erasure)."""
     async with pool.connection() as conn, conn.transaction():
         done = await privacy.erase(
-            conn, note_id=body.note_id, organisation=body.organisation,
+            conn, note_id=body.note_id, organisation=body.organisation, person=body.person,
             requested_by=principal.key_id, reason=body.reason,
         )  # fmt: skip
         refreshed = await store.refresh_practices(conn, done.theme_ids) if done.theme_ids else 0
@@ -210,12 +222,18 @@ async def erase(
 
 @router.get("/v1/organisations/{organisation}/export")
 async def export_organisation(
-    organisation: str, pool: Pool, principal: CurrentPrincipal
+    organisation: str,
+    pool: Pool,
+    principal: CurrentPrincipal,
+    person: Annotated[
+        str | None,
+        Query(min_length=1, max_length=200, description="Only what this person wrote"),
+    ] = None,
 ) -> dict[str, Any]:
-    """Right to a copy: everything the organisation wrote, as JSON."""
+    """Right to a copy: everything the organisation (or one of its people) wrote, as JSON."""
     if principal.role is not Role.admin and not (
         principal.role is Role.partner and principal.organisation == organisation
     ):
         raise NotFound(f"organisation {organisation!r} not found")
     async with pool.connection() as conn:
-        return await privacy.export_organisation(conn, organisation)
+        return await privacy.export_organisation(conn, organisation, person=person)

@@ -23,8 +23,9 @@ from api.problems import Problem
 from api.routers.programmes import programme_row
 from api.schemas_cycles import NoteCreate, NotePage, NoteSubmitted
 from peerlearn import privacy
+from peerlearn.readside.filters import facilitator
 from workflows.cycle import PeerLearningCycle
-from workflows.types import SubmitNoteInput
+from workflows.types import SubmitNoteInput, SubmitNoteOutput
 
 router = APIRouter(prefix="/v1/cycles/{cycle_id}", tags=["notes"])
 
@@ -92,6 +93,10 @@ async def submit_notes(
     language: Annotated[
         str | None, Query(description="For text bodies (or Content-Language)")
     ] = None,
+    author_person: Annotated[
+        str | None,
+        Query(max_length=200, description="For text bodies (or X-Author-Person): who wrote it"),
+    ] = None,
     principal: Principal = require(Role.manager, Role.partner),
 ) -> NoteSubmitted:
     """Submit one organisation's notes of a held meeting; mined as they arrive."""
@@ -118,6 +123,7 @@ async def submit_notes(
                 language=lang,
                 text=raw.decode("utf-8"),
                 format="markdown" if ctype == "text/markdown" else "text",
+                author_person=author_person or request.headers.get("x-author-person") or None,
             )
         except (UnicodeDecodeError, ValidationError) as exc:
             raise Problem(422, f"invalid note body: {exc}") from exc
@@ -137,20 +143,38 @@ async def submit_notes(
     principal.check_organisation(note.author_organisation, partners)
     key = idempotency_key or note.client_key or uuid.uuid4().hex
     await _check_key_reuse(pool, cycle_id, meeting_id, key, note)
-    out = await cycle_ops.run_update(
-        client,
-        row,
-        PeerLearningCycle.submit_notes,
-        SubmitNoteInput(
-            meeting_id=meeting_id,
-            client_key=key,
-            author_organisation=note.author_organisation,
-            language=note.language,
+    # Sealed here, before Temporal sees it: no workflow history holds the
+    # note's words or its author's name in clear (issue 12).
+    proposed = str(uuid.uuid4())
+    async with pool.connection() as conn, conn.transaction():
+        sealed = await privacy.seal_submission(
+            conn,
+            note_id=proposed,
+            organisation=note.author_organisation,
             text=note.text,
-            format=note.format,
-            submitted_by=principal.key_id,
-        ),
+            author_person=note.author_person,
+        )
+    inp = SubmitNoteInput(
+        meeting_id=meeting_id,
+        client_key=key,
+        author_organisation=note.author_organisation,
+        language=note.language,
+        format=note.format,
+        submitted_by=principal.key_id,
+        note_id=proposed,
+        text_sealed=sealed[privacy.SEALED],
+        author_person_sealed=sealed.get(privacy.sealed_field("author_person")),
     )
+    try:
+        out = await _submit(client, row, inp)
+    except Problem as exc:
+        if exc.status < 500:  # refused for sure: nothing was stored under this seal
+            async with pool.connection() as conn:
+                await privacy.discard_submission_key(conn, proposed)
+        raise
+    if out.note_id != proposed:  # the key named an earlier note: this seal is unused
+        async with pool.connection() as conn:
+            await privacy.discard_submission_key(conn, proposed)
     if upload is not None:
         await uploads.keep_original(pool, upload, out.note_id, cycle_id)
     if note.visibility not in (None, "programme") and not out.duplicate:  # issue 12
@@ -160,6 +184,13 @@ async def submit_notes(
     if out.duplicate:
         response.status_code = status.HTTP_200_OK
     return NoteSubmitted(note_id=out.note_id, duplicate=out.duplicate)
+
+
+async def _submit(client: Any, row: Any, inp: SubmitNoteInput) -> SubmitNoteOutput:
+    out: SubmitNoteOutput = await cycle_ops.run_update(
+        client, row, PeerLearningCycle.submit_notes, inp
+    )
+    return out
 
 
 async def _check_key_reuse(
@@ -215,9 +246,15 @@ async def list_notes(
     if principal.notes_organisation is not None:  # partners: their own raw notes only
         sql += " AND n.author_organisation = %s"
         params.append(principal.notes_organisation)
+    elif not facilitator(principal):  # analysts: no facilitators-only note (issue 12)
+        sql += " AND n.visibility <> 'facilitators'"
     if meeting_id:
         sql += " AND n.meeting_id = %s"
         params.append(meeting_id)
     async with pool.connection() as conn, conn.cursor(row_factory=dict_row) as cur:
         await cur.execute(sql + " ORDER BY n.submitted_at, n.id", params)
-        return {"items": await cur.fetchall()}
+        items = await cur.fetchall()
+    if principal.notes_organisation is None and not facilitator(principal):
+        for item in items:  # who wrote it is the author's and the facilitators' business
+            item["author_person"] = None
+    return {"items": items}
