@@ -1,5 +1,6 @@
-// The /v1 client of the analyst page: one place that knows the API key,
-// the base URL and how errors look (RFC 9457 problem+json).
+// The /v1 client of the /ui app (the analyst page, and the host, manager/partner
+// and curation pages): one place that knows the API key, the base URL and how
+// errors look (RFC 9457 problem+json).
 
 const KEY_STORAGE = "peerlearn.apiKey";
 // The page lives at <base>/ui/, the API at <base>/v1/: works behind a path prefix too.
@@ -51,31 +52,56 @@ function url(path, params) {
   return u;
 }
 
-/** GET a /v1 resource as JSON; throws ApiError with the problem's detail. */
-export async function get(path, params, { signal } = {}) {
+/** One /v1 request with the key: the answer's JSON (null when empty), or an
+ *  ApiError carrying the problem's detail and status. `body` is an object
+ *  (sent as JSON) or FormData (a file upload). */
+async function request(method, path, { params, body, signal } = {}) {
   const headers = { Accept: "application/json" };
   if (sessionKey) headers.Authorization = `Bearer ${sessionKey}`;
+  let payload;
+  if (body instanceof FormData) payload = body;
+  else if (body !== undefined) {
+    headers["Content-Type"] = "application/json";
+    payload = JSON.stringify(body);
+  }
   let res;
   try {
-    res = await fetch(url(path, params), { headers, signal });
+    res = await fetch(url(path, params), { method, headers, body: payload, signal });
   } catch (err) {
     if (err.name === "AbortError") throw err;
     throw new ApiError(0, "The server cannot be reached.", null);
   }
-  let body = null;
+  let data = null;
   const text = await res.text();
   try {
-    body = text ? JSON.parse(text) : null;
+    data = text ? JSON.parse(text) : null;
   } catch {
-    body = null;
+    data = null;
   }
   if (!res.ok) {
-    const detail = (body && (body.detail || body.title)) || `${res.status} ${res.statusText}`;
-    const error = new ApiError(res.status, typeof detail === "string" ? detail : JSON.stringify(detail), body);
-    if (error.isAuth) authListeners.forEach((fn) => fn(error));
-    throw error;
+    const detail = (data && (data.detail || data.title)) || `${res.status} ${res.statusText}`;
+    throw new ApiError(res.status, typeof detail === "string" ? detail : JSON.stringify(detail), data);
   }
-  return body;
+  return data;
+}
+
+/** GET a /v1 resource as JSON; throws ApiError with the problem's detail, and
+ *  a refused key (401/403) reopens the key prompt through onAuthError. */
+export async function get(path, params, { signal } = {}) {
+  try {
+    return await request("GET", path, { params, signal });
+  } catch (err) {
+    if (err instanceof ApiError && err.isAuth) authListeners.forEach((fn) => fn(err));
+    throw err;
+  }
+}
+
+/** Any /v1 call of the role pages (host, manager/partner, curation); `body`
+ *  an object (JSON) or FormData. Throws ApiError (its `status` tells a 404
+ *  from a refusal). A 403 here is the page's to show (a role may read but not
+ *  act), so unlike `get` it does not reopen the key prompt. */
+export function call(method, path, body) {
+  return request(method, path, { body });
 }
 
 /** The list inside a paginated answer, whatever the endpoint calls it. */

@@ -6,9 +6,8 @@
 // then lists the theme's curation events. app.js owns the theme detail above
 // it; after a change we re-run its router so the detail shows the new state.
 
-import { storedKey } from "./api.js";
+import { call } from "./api.js";
 
-const API = new URL("../v1/", window.location.href);
 const KINDS = ["lesson", "recommendation", "best_practice", "challenge", "success", "other"];
 const $ = (s, root = document) => root.querySelector(s);
 
@@ -23,31 +22,6 @@ function el(tag, attrs = {}, ...kids) {
   }
   for (const k of kids.flat()) if (k !== null && k !== undefined) e.append(k instanceof Node ? k : String(k));
   return e;
-}
-
-async function call(method, path, body) {
-  const headers = { Accept: "application/json" };
-  const key = storedKey();
-  if (key) headers.Authorization = `Bearer ${key}`;
-  if (body !== undefined) headers["Content-Type"] = "application/json";
-  const res = await fetch(new URL(path.replace(/^\//, ""), API), {
-    method,
-    headers,
-    body: body === undefined ? undefined : JSON.stringify(body),
-  });
-  const text = await res.text();
-  let data = null;
-  try {
-    data = text ? JSON.parse(text) : null;
-  } catch {
-    data = null;
-  }
-  if (!res.ok) {
-    const err = new Error((data && (data.detail || data.title)) || `HTTP ${res.status}`);
-    err.status = res.status;
-    throw err;
-  }
-  return data;
 }
 
 const enc = encodeURIComponent;

@@ -8,9 +8,8 @@
 // them. Like people.js it renders after app.js's router (listeners run in
 // registration order) and owns only its own section.
 
-import { storedKey } from "./api.js";
+import { call, storedKey } from "./api.js";
 
-const API = new URL("../v1/", window.location.href);
 const $ = (s, root = document) => root.querySelector(s);
 const enc = encodeURIComponent;
 
@@ -24,31 +23,6 @@ function el(tag, attrs = {}, ...kids) {
   }
   for (const k of kids.flat()) if (k !== null && k !== undefined) e.append(k instanceof Node ? k : String(k));
   return e;
-}
-
-/** Any /v1 call with the stored key; throws Error(problem detail) with .status. */
-async function call(method, path, body) {
-  const headers = { Accept: "application/json" };
-  const key = storedKey();
-  if (key) headers.Authorization = `Bearer ${key}`;
-  if (body !== undefined) headers["Content-Type"] = "application/json";
-  const res = await fetch(new URL(path.replace(/^\//, ""), API), {
-    method, headers, body: body === undefined ? undefined : JSON.stringify(body),
-  });
-  const text = await res.text();
-  let data = null;
-  try {
-    data = text ? JSON.parse(text) : null;
-  } catch {
-    data = null;
-  }
-  if (!res.ok) {
-    const d = data && (data.detail || data.title);
-    const err = new Error(typeof d === "string" ? d : `${res.status} ${res.statusText}`);
-    err.status = res.status;
-    throw err;
-  }
-  return data;
 }
 
 /** GET that answers null for 404 (nothing there yet is a normal state here). */

@@ -4,9 +4,8 @@
 // app.js owns the analyst views; this module shows its own sections after
 // app.js's router has run (listeners registered later run later).
 
-import { storedKey } from "./api.js";
+import { call, storedKey } from "./api.js";
 
-const API = new URL("../v1/", window.location.href);
 const $ = (s, root = document) => root.querySelector(s);
 
 function el(tag, attrs = {}, ...kids) {
@@ -19,34 +18,6 @@ function el(tag, attrs = {}, ...kids) {
   }
   for (const k of kids.flat()) if (k !== null && k !== undefined) e.append(k instanceof Node ? k : String(k));
   return e;
-}
-
-/** Any /v1 call; body: object (JSON) or FormData. Throws Error(detail) on 4xx/5xx. */
-async function call(method, path, body) {
-  const headers = { Accept: "application/json" };
-  const key = storedKey();
-  if (key) headers.Authorization = `Bearer ${key}`;
-  let payload;
-  if (body instanceof FormData) payload = body;
-  else if (body !== undefined) {
-    headers["Content-Type"] = "application/json";
-    payload = JSON.stringify(body);
-  }
-  const res = await fetch(new URL(path.replace(/^\//, ""), API), { method, headers, body: payload });
-  const text = await res.text();
-  let data = null;
-  try {
-    data = text ? JSON.parse(text) : null;
-  } catch {
-    data = null;
-  }
-  if (!res.ok) {
-    const d = data && (data.detail || data.title);
-    const err = new Error(typeof d === "string" ? d : `${res.status} ${res.statusText}`);
-    err.status = res.status;
-    throw err;
-  }
-  return data;
 }
 
 function flash(root, msg, ok = true) {
