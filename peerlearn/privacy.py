@@ -315,7 +315,7 @@ async def set_visibility(conn: Conn, note: NoteRef, visibility: str, *, by: str 
 
 async def forget_statements(conn: Conn, note_ids: list[str]) -> list[str]:
     """Delete the notes' statements and everything derived from their text:
-    practices, one-idea practices and glosses that cite them, theme
+    one-idea practices and glosses that cite them, theme
     representatives quoting them, embeddings no other statement shares, and
     theme labels/keyphrases that contain one of their words (until the next
     re-mine recomputes them). Returns the affected theme ids (for a refresh)."""
@@ -337,10 +337,6 @@ async def forget_statements(conn: Conn, note_ids: list[str]) -> list[str]:
         "DELETE FROM embeddings e WHERE e.content_hash = ANY(%s) AND NOT EXISTS"
         " (SELECT 1 FROM statements s WHERE s.content_hash = e.content_hash)",
         (hashes,),
-    )
-    await conn.execute(
-        "DELETE FROM practices WHERE statement_id = ANY(%s) OR support_statements && %s::text[]",
-        (ids, ids),
     )
     await conn.execute(
         "DELETE FROM theme_practices WHERE statement_ids && %s::text[]"
@@ -489,6 +485,11 @@ async def erase(
         raise NotFound("no note of that person is stored")
     erasure_id = "E" + uuid.uuid4().hex[:16]
     note_ids = sorted(found)
+    # A note written before its texts were sealed (migration 0015) is sealed
+    # now, so that destroying its key below shreds those events too.
+    from peerlearn.legacy_seal import seal_legacy_events  # (it imports this module)
+
+    await seal_legacy_events(conn, note_ids=note_ids)
     await conn.execute("DELETE FROM note_keys WHERE note_id = ANY(%s)", (note_ids,))
     for nid in note_ids:
         cid, mid, org = found[nid]
@@ -503,10 +504,10 @@ async def erase(
             idempotency_key=f"note-erased:{nid}",
             occurred_at=datetime.now(UTC),
         )  # fmt: skip
-    # Events stay as written (the log is append-only, enforced by a trigger):
-    # every NotesSubmitted/NoteCorrected since migration 0015 is sealed, so
-    # deleting the keys above is what erases the text from the log. Events
-    # written before 0015 hold clear text and cannot be shredded this way.
+    # Events stay as written (the log is append-only, enforced by a trigger
+    # that allows only the sealing of a clear text, migration 0019): every
+    # NotesSubmitted/NoteCorrected is sealed, so deleting the keys above is
+    # what erases the text from the log.
     themes = await forget_statements(conn, note_ids)
     await conn.execute("DELETE FROM notes WHERE id = ANY(%s)", (note_ids,))
     rows = await _fetch(

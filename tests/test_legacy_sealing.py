@@ -314,8 +314,7 @@ async def test_erase_seals_a_never_sealed_note_first(fresh_pool: AsyncConnection
     assert await _holding(fresh_pool, word) == 1
     async with fresh_pool.connection() as conn, conn.transaction():
         await privacy.erase(conn, note_id="n-e", requested_by="test")
-    if await _holding(fresh_pool, word):
-        pytest.xfail("privacy.erase does not call seal_legacy_events(conn, note_ids=...) yet")
+    assert await _holding(fresh_pool, word) == 0  # sealed, then its key destroyed
     [ev] = await _events(fresh_pool, "payload->>'note_id' = 'n-e' AND type = %s", "NotesSubmitted")
     async with fresh_pool.connection() as conn:
         assert await privacy.note_text(conn, ev["payload"]) is None
