@@ -1,16 +1,16 @@
 """GET /v1/themes query latency with facilitators-only notes (issue 12).
 
-The theme list's counters come from ``theme_facets`` (migration 0005). Keys that
-may not read facilitators-only notes get those counters less what the hidden
-notes' statements contributed (``peerlearn.readside.themes._hidden_facets``).
-This prints, per share of hidden notes, the latency of ``list_themes`` (the
-query the endpoint runs, on one warm connection, no HTTP):
+The theme list's counters come from ``theme_facets`` (migration 0005). Since
+migration 0018 the statements of facilitators-only notes are counted in their
+own ``hidden`` rows, which keys that may not read those notes skip. This
+prints, per share of hidden notes, the latency of ``list_themes`` (the query
+the endpoint runs, on one warm connection, no HTTP):
 
-- ``before``: the counters alone, what every key got before the fix (measured
-  with a manager key of the same grant, which still runs that query);
-- ``after``: an analyst key of the same grant: counters less hidden notes;
+- ``before``: the counters of both classes, the query every key ran before
+  the fix (measured with a manager key of the same grant, which still runs it);
+- ``after``: an analyst key of the same grant: only the visible class;
 - ``statements``: the same analyst answer counted from the statements (the
-  path a cycle/date filter takes; the fallback the fix avoids).
+  path a cycle/date filter takes; the fallback the counters avoid).
 
 Synthetic data (no model): ``--statements`` statements in notes of 5, over 3
 programmes, 12 organisations, 9 cycles, 4 languages, 3 years, ``--themes``
@@ -57,6 +57,9 @@ def seed(url: str, statements: int, themes: int) -> None:
             rows.append((f"{nid}#{j}", nid, j, p, cycle, "m1", org, "s", lang, f"h{k}-{j}",
                          theme, day))  # fmt: skip
     with psycopg.connect(url) as conn, conn.cursor() as cur:
+        cur.execute("SELECT EXISTS (SELECT 1 FROM statements)")
+        if (cur.fetchone() or (False,))[0]:
+            raise SystemExit("the database has statements already: pass an empty one")
         cur.executemany("INSERT INTO themes (id, label) VALUES (%s, %s)",
                         [(f"T{i}", f"theme {i}") for i in range(themes)])  # fmt: skip
         with cur.copy(
@@ -134,10 +137,15 @@ def main() -> None:
         f"{'hidden notes':>14} {'before ms (p50/p95)':>20} {'after ms':>14} {'statements ms':>16}"
     )
     for share in (float(s) for s in args.shares.split(",")):
+        t0 = time.perf_counter()
         n = hide(url, share)
+        moved = (time.perf_counter() - t0) * 1000
         r: dict[str, Any] = asyncio.run(timed(url, args.runs))
         cells = [f"{r[k][0]:6.1f}/{r[k][1]:6.1f}" for k in ("before", "after", "statements")]
-        print(f"{n:>6} ({share:4.0%}) {cells[0]:>20} {cells[1]:>14} {cells[2]:>16}")
+        print(
+            f"{n:>6} ({share:4.0%}) {cells[0]:>20} {cells[1]:>14} {cells[2]:>16}"
+            f"   (visibility of every note set in {moved:.0f} ms)"
+        )
 
 
 if __name__ == "__main__":

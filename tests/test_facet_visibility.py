@@ -41,6 +41,7 @@ class World:
 
     client: httpx.AsyncClient
     pool: AsyncConnectionPool
+    database_url: str
     pid: str
     shared: str  # theme with visible and hidden statements
     only_hidden: str  # theme made only of the hidden note's statements
@@ -90,7 +91,7 @@ async def world(
     temporal_env: WorkflowEnvironment, pool: AsyncConnectionPool, database_url: str
 ) -> AsyncIterator[World]:
     w = World()
-    w.pool = pool
+    w.pool, w.database_url = pool, database_url
     w.pid = pid = "facets-" + uuid.uuid4().hex[:6]
     w.shared, w.only_hidden = f"{pid}-shared", f"{pid}-hidden"
     settings = Settings(
@@ -272,11 +273,116 @@ async def test_practice_support_and_exports(world: World) -> None:
     assert w.only_hidden in r.text
 
 
+# theme_facets recounted from statements, each in the class its note has now
+# (migration 0018); any difference, either way, is a counter out of step.
+_FACETS_DIFF = """
+WITH s AS (
+    SELECT st.*, coalesce(n.visibility = 'facilitators', false) AS h
+    FROM statements st LEFT JOIN notes n ON n.id = st.note_id WHERE st.theme_id IS NOT NULL
+), e AS (
+    SELECT theme_id, coalesce(programme_id, '') AS p, language, 'n' AS dim, '' AS v, h FROM s
+    UNION ALL SELECT theme_id, coalesce(programme_id, ''), language, 'c', cycle_id, h
+    FROM s WHERE cycle_id IS NOT NULL
+    UNION ALL SELECT theme_id, coalesce(programme_id, ''), language, 'o', organisation_id, h
+    FROM s WHERE organisation_id IS NOT NULL
+    UNION ALL SELECT theme_id, coalesce(programme_id, ''), language, 'd',
+                     to_char(source_date, 'YYYY-MM-DD'), h
+    FROM s WHERE source_date IS NOT NULL
+), want AS (
+    SELECT theme_id, p, language, dim::"char" AS dim, v, h, count(*)::int AS n
+    FROM e GROUP BY 1, 2, 3, 4, 5, 6
+), have AS (SELECT theme_id, programme_id, language, dim, value, hidden, n FROM theme_facets)
+SELECT (SELECT count(*) FROM (SELECT * FROM want EXCEPT SELECT * FROM have) a)
+     + (SELECT count(*) FROM (SELECT * FROM have EXCEPT SELECT * FROM want) b)
+     + (SELECT count(*) FROM s WHERE s.note_hidden <> s.h) AS diff,
+       (SELECT count(*) FROM have WHERE hidden) AS hidden_rows
+"""
+
+
+async def _facets_diff(w: World) -> tuple[int, int]:
+    async with w.pool.connection() as conn:
+        row = await (await conn.cursor(row_factory=dict_row).execute(_FACETS_DIFF)).fetchone()
+    assert row is not None
+    return int(row["diff"]), int(row["hidden_rows"])
+
+
+async def test_counters_follow_visibility_rebuild_and_rewrites(world: World) -> None:
+    """The hidden class follows the note: a projection rebuild (delete and
+    re-insert of every note row), a re-mine's rewrite of the hidden note's
+    statements, a statement moved to another theme, a rollback."""
+    from peerlearn.projections import arebuild_projections
+
+    w = world
+    diff, hidden_rows = await _facets_diff(w)
+    assert diff == 0 and hidden_rows > 0
+    await arebuild_projections(w.database_url)
+    assert await _facets_diff(w) == (0, hidden_rows)
+    assert _counts((await _themes(w, w.analyst))[w.shared]) == VISIBLE
+    async with w.pool.connection() as conn:
+        cur = conn.cursor(row_factory=dict_row)
+        await cur.execute("SELECT * FROM notes WHERE id = %s", (w.hidden_note,))
+        note = await cur.fetchone()
+        assert note is not None
+        note["date"] = "2025-03-12"
+        sts = [_statement(note, 1), _statement(note, 2), _statement(note, 3)]
+        await write_statements(
+            conn, [NoteStatements(w.hidden_note, sts, [w.shared, w.shared, w.only_hidden])]
+        )
+        await conn.execute(
+            "UPDATE statements SET theme_id = %s WHERE id = %s",
+            (w.shared, f"{w.hidden_note}#3"),
+        )
+        await conn.rollback()
+    assert await _facets_diff(w) == (0, hidden_rows)
+
+
+async def test_statement_written_during_visibility_change(world: World) -> None:
+    """A statement written while its note's visibility change is uncommitted
+    waits for it (its note row is locked FOR SHARE) and lands in the new
+    class, so no counter is left in the wrong class."""
+    import asyncio
+
+    w = world
+    async with w.pool.connection() as changer, w.pool.connection() as writer:
+        await changer.execute(
+            "UPDATE notes SET visibility = 'programme' WHERE id = %s", (w.hidden_note,)
+        )
+        cur = writer.cursor(row_factory=dict_row)
+        await cur.execute("SELECT * FROM notes WHERE id = %s", (w.hidden_note,))
+        note = await cur.fetchone()
+        assert note is not None and note["visibility"] == "facilitators"  # not committed
+
+        async def write() -> None:
+            # a new row only: no row lock of the change's to wait for but the note's
+            await writer.execute(
+                "INSERT INTO statements (id, note_id, position, programme_id, cycle_id,"
+                " organisation_id, text, language, content_hash, theme_id, source_date)"
+                " VALUES (%s, %s, 9, %s, %s, 'vaxa', 'Late.', 'sv', 'h9', %s, '2025-03-12')",
+                (f"{w.hidden_note}#9", w.hidden_note, w.pid, note["cycle_id"], w.only_hidden),
+            )
+            await writer.commit()
+
+        task = asyncio.create_task(write())
+        await asyncio.sleep(0.5)
+        assert not task.done()  # waiting for the note row
+        await changer.commit()
+        await asyncio.wait_for(task, 30)
+    assert await _facets_diff(w) == (0, 0)
+    async with w.pool.connection() as conn:  # back as the other tests left it
+        await conn.execute("DELETE FROM statements WHERE id = %s", (f"{w.hidden_note}#9",))
+        await conn.execute(
+            "UPDATE notes SET visibility = 'facilitators' WHERE id = %s", (w.hidden_note,)
+        )
+    diff, hidden_rows = await _facets_diff(w)
+    assert diff == 0 and hidden_rows > 0
+
+
 async def test_visibility_back_to_programme_counts_again(world: World) -> None:
     """Runs last in the module: it undoes the hidden state the others read."""
     w = world
     r = await w.client.patch(f"/v1/notes/{w.hidden_note}", json={"visibility": "programme"})
     assert r.status_code == 200, r.text
+    assert await _facets_diff(w) == (0, 0)
     for headers in (w.analyst, w.partner, w.manager):
         for scope in SCOPES:
             got = await _themes(w, headers, **_params(w, scope))
@@ -286,6 +392,7 @@ async def test_visibility_back_to_programme_counts_again(world: World) -> None:
         assert r.status_code == 200, r.text
     r = await w.client.patch(f"/v1/notes/{w.hidden_note}", json={"visibility": "facilitators"})
     assert r.status_code == 200, r.text
+    assert (await _facets_diff(w))[0] == 0
     assert w.shared not in {
         t for t, v in (await _themes(w, w.analyst)).items() if v["size"] == ALL["size"]
     }

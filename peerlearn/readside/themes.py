@@ -3,8 +3,8 @@
 All counts are over the statements the caller may see (see :mod:`.filters`).
 ``GET /v1/themes`` has a 50 ms p95 budget: without cycle, organisation, kind or
 date filters the counts come from the ``theme_facets`` counters (migration 0005),
-less, for keys that may not read facilitators-only notes (issue 12), what those
-notes' statements contributed to them.
+for keys that may not read facilitators-only notes (issue 12) only those of the
+other notes' statements (migration 0018).
 """
 
 from __future__ import annotations
@@ -113,30 +113,26 @@ def _facet_ctes(principal: Principal, f: Filters, theme_ids: list[str] | None) -
     for the 50 ms p95 budget of GET /v1/themes. Same numbers as
     :func:`_statement_ctes` (the parameters are :func:`statement_where`'s).
 
-    The counters include statements of facilitators-only notes (issue 12). For
-    a key that may not read those, the hidden statements' own contributions
-    (:func:`_hidden_facets`: the same four dimensions, over only the statements
-    of facilitators-only notes in the same scope, found through the
-    ``notes_facilitators`` partial index) are subtracted before anything is
-    counted, so a theme's size, cycles, organisations, languages and dates, and
-    whether it is listed at all, are those of its visible statements. The
-    counters are additive, so the difference is exact; it is computed at read
-    time, so a visibility change or a concurrent mining write can never leave
-    a counter classed wrongly, and its cost follows the hidden statements, not
-    the table."""
-    where = _facet_scope(principal, f, theme_ids, "x")
-    if facilitator(principal):
-        x = f"""x AS (
+    The statements of facilitators-only notes are counted in their own rows
+    (``hidden``, migration 0018, kept by triggers on statements and notes): a
+    key that may not read those notes (issue 12) reads only the other rows, so
+    a theme's size, cycles, organisations, languages and dates, and whether it
+    is listed at all, are those of its visible statements; admin and manager
+    keys read both classes (a value in both is still one distinct value)."""
+    conds = []
+    if principal.programme_filter() is not None:
+        conds.append("x.programme_id = ANY(%(visible)s)")
+    if f.programme:
+        conds.append("x.programme_id = %(programme)s")
+    if f.language:
+        conds.append("x.language = %(language)s")
+    if theme_ids is not None:
+        conds.append("x.theme_id = ANY(%(theme_ids)s)")
+    if not facilitator(principal):
+        conds.append("NOT x.hidden")
+    x = f"""x AS (
             SELECT theme_id, programme_id, language, dim, value, n
-            FROM theme_facets x WHERE {where}
-        )"""
-    else:
-        x = f"""{_hidden_facets(_facet_scope(principal, f, theme_ids, "s"))}, x AS (
-            SELECT x.theme_id, x.programme_id, x.language, x.dim, x.value,
-                   x.n - coalesce(h.n, 0) AS n
-            FROM theme_facets x
-            LEFT JOIN h USING (theme_id, programme_id, language, dim, value)
-            WHERE {where} AND x.n > coalesce(h.n, 0)
+            FROM theme_facets x WHERE {" AND ".join(conds) or "TRUE"}
         )"""
     return f"""
         WITH {x}, v AS (  -- distinct values first (hashing), then counting: no big sort
@@ -159,53 +155,6 @@ def _facet_ctes(principal: Principal, f: Filters, theme_ids: list[str] | None) -
             FROM (SELECT theme_id, language, sum(n)::int AS n FROM x WHERE dim = 'n'
                   GROUP BY 1, 2) y
             GROUP BY theme_id
-        )"""
-
-
-def _facet_scope(principal: Principal, f: Filters, theme_ids: list[str] | None, alias: str) -> str:
-    """The grant, programme, language and theme conditions on ``alias`` (a
-    ``theme_facets`` or a ``statements`` row: the columns share their names)."""
-    conds = []
-    if principal.programme_filter() is not None:
-        conds.append(f"{alias}.programme_id = ANY(%(visible)s)")
-    if f.programme:
-        conds.append(f"{alias}.programme_id = %(programme)s")
-    if f.language:
-        conds.append(f"{alias}.language = %(language)s")
-    if theme_ids is not None:
-        conds.append(f"{alias}.theme_id = ANY(%(theme_ids)s)")
-    return " AND ".join(conds) or "TRUE"
-
-
-def _hidden_facets(where: str) -> str:
-    """CTE ``h``: what the statements of facilitators-only notes (``where``: the
-    grant, programme, language and theme conditions on ``s``) contribute to
-    ``theme_facets``, keyed and collated like it (migration 0005's
-    ``theme_facets_change``: dim n, c, o, d)."""
-    return f"""hs AS (
-            SELECT s.theme_id COLLATE "C" AS theme_id,
-                   coalesce(s.programme_id, '') COLLATE "C" AS programme_id,
-                   s.language COLLATE "C" AS language, s.cycle_id, s.organisation_id,
-                   s.source_date
-            FROM notes hn JOIN statements s ON s.note_id = hn.id
-            WHERE hn.visibility = 'facilitators' AND s.theme_id IS NOT NULL AND {where}
-        ), h AS (
-            SELECT theme_id, programme_id, language, dim, value COLLATE "C" AS value,
-                   count(*)::int AS n
-            FROM (
-                SELECT theme_id, programme_id, language, 'n'::"char" AS dim, ''::text AS value
-                FROM hs
-                UNION ALL
-                SELECT theme_id, programme_id, language, 'c', cycle_id FROM hs
-                WHERE cycle_id IS NOT NULL
-                UNION ALL
-                SELECT theme_id, programme_id, language, 'o', organisation_id FROM hs
-                WHERE organisation_id IS NOT NULL
-                UNION ALL
-                SELECT theme_id, programme_id, language, 'd', to_char(source_date, 'YYYY-MM-DD')
-                FROM hs WHERE source_date IS NOT NULL
-            ) e
-            GROUP BY 1, 2, 3, 4, 5
         )"""
 
 
