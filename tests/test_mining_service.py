@@ -117,11 +117,11 @@ async def test_theme_mining_workflow_progress_and_cross_lingual_theme(
     assert any({"en", "sv", "pl"} <= set(r["langs"]) for r in langs), langs
     model = await _rows(pool, "SELECT scope FROM theme_models")
     assert model == [{"scope": "all"}]
-    practices = await _rows(pool, "SELECT * FROM practices")
+    practices = await _rows(pool, "SELECT * FROM theme_practices")
     kinds = await _rows(
         pool, "SELECT kind, count(*) AS n, count(theme_id) AS t FROM statements GROUP BY kind"
     )
-    assert practices and all(p["support_statements"] for p in practices), kinds
+    assert practices and all(p["statement_ids"] for p in practices), kinds
 
 
 async def test_note_submission_assigns_existing_themes(

@@ -304,26 +304,6 @@ def seed(conninfo: str, model_dir: Path) -> dict[str, Any]:
                             ),
                         ),
                     )
-                practices = [
-                    r for r in members if r["kind"] in ("lesson", "recommendation", "best_practice")
-                ]
-                for rank, p in enumerate(practices, 1):
-                    support = [r["id"] for r in members if r["kind"] == p["kind"]]
-                    cur.execute(
-                        "INSERT INTO practices (statement_id, theme_id, kind, support_cycles,"
-                        " support_organisations, support_statements, score, rank) VALUES"
-                        " (%s, %s, %s, %s, %s, %s, %s, %s)",
-                        (
-                            p["id"],
-                            theme_id,
-                            p["kind"],
-                            len({r["cycle_id"] for r in members if r["id"] in support}),
-                            len({r["organisation_id"] for r in members if r["id"] in support}),
-                            support,
-                            1.0 / rank,
-                            rank,
-                        ),
-                    )
             for pid, name in PROGRAMMES.items():
                 cur.execute(
                     "INSERT INTO programmes (id, name, time_zone, partners, created_at,"

@@ -25,7 +25,7 @@ from psycopg.types.json import Jsonb
 from psycopg_pool import AsyncConnectionPool
 
 from nlp.glosses import GLOSS_SIMILARITY
-from nlp.practices import group_practices, practice_vectors, rank_practices
+from nlp.practices import group_practices, practice_vectors
 from nlp.types import PRACTICE_KINDS, NoteIn, Statement, ThemeChange, ThemeModel, ThemeSummary
 from peerlearn import eventstore, self_assessment
 from peerlearn.events import EventType
@@ -609,42 +609,20 @@ async def save_programme_labels(
 async def refresh_practices(
     conn: Conn, theme_ids: Iterable[str | None], run_id: str | None = None
 ) -> int:
-    """Re-rank the practices of ``theme_ids`` from their statements (all languages)."""
+    """Re-rank the practices of ``theme_ids`` from their statements (all
+    languages): the one-idea practices and glosses of :func:`refresh_ideas`,
+    which is what every reader uses (the per-statement ``practices`` table it
+    also filled was read by nobody and is gone, migration 0021). Returns how
+    many themes were refreshed."""
     ids = sorted({t for t in theme_ids if t})
     if not ids:
         return 0
-    found = await fetch_all(
-        conn,
-        "SELECT s.id, s.theme_id, s.kind, s.text, s.language, s.cycle_id, s.organisation_id,"
-        " e.embedding FROM statements s JOIN embeddings e USING (content_hash)"
-        " WHERE s.theme_id = ANY(%s) AND s.kind = ANY(%s) ORDER BY s.theme_id, s.id",
-        (ids, list(PRACTICE_KINDS)),
-        binary=True,
-    )
-    # n x n similarities per theme and regexes per statement: seconds for big
-    # themes, so off the event loop (the worker's workflows share that loop)
-    rows = await asyncio.to_thread(_rank_all, found, run_id)
-    await conn.execute("DELETE FROM practices WHERE theme_id = ANY(%s)", (ids,))
-    if rows:
-        async with conn.cursor() as c:
-            await c.executemany(
-                "INSERT INTO practices (statement_id, theme_id, kind, audience, support_cycles,"
-                " support_organisations, support_statements, score, rank, run_id)"
-                " VALUES (%s,%s,%s,%s,%s,%s,%s,%s,%s,%s) ON CONFLICT (statement_id) DO UPDATE"
-                " SET theme_id = EXCLUDED.theme_id, kind = EXCLUDED.kind,"
-                " audience = EXCLUDED.audience, support_cycles = EXCLUDED.support_cycles,"
-                " support_organisations = EXCLUDED.support_organisations,"
-                " support_statements = EXCLUDED.support_statements, score = EXCLUDED.score,"
-                " rank = EXCLUDED.rank, run_id = EXCLUDED.run_id, updated_at = now()",
-                rows,
-            )
     await refresh_ideas(conn, ids, run_id)
-    return len(rows)
+    return len(ids)
 
 
 async def delete_practices(conn: Conn, theme_ids: Iterable[str]) -> None:
     ids = sorted(theme_ids)
-    await conn.execute("DELETE FROM practices WHERE theme_id = ANY(%s)", (ids,))
     await conn.execute("DELETE FROM theme_practices WHERE theme_id = ANY(%s)", (ids,))
     await conn.execute("DELETE FROM statement_glosses WHERE theme_id = ANY(%s)", (ids,))
 
@@ -771,40 +749,6 @@ def _ideas_all(
     ideas.sort(key=lambda r: str(r[0]))
     glosses.sort(key=lambda r: (str(r[0]), str(r[1]).zfill(4)))
     return ideas, glosses
-
-
-def _rank_all(found: list[Row], run_id: str | None) -> list[tuple[object, ...]]:
-    by_theme: dict[str, list[Row]] = {}
-    for r in found:
-        by_theme.setdefault(r["theme_id"], []).append(r)
-    rows: list[tuple[object, ...]] = []
-    for tid, rs in by_theme.items():
-        ranked = rank_practices(
-            tid,
-            [r["id"] for r in rs],
-            [r["kind"] for r in rs],
-            [r["text"] for r in rs],
-            [r["language"] for r in rs],
-            [r["cycle_id"] for r in rs],
-            [r["organisation_id"] for r in rs],
-            np.stack([as_array(r["embedding"]) for r in rs]),
-        )
-        rows += [
-            (
-                p.statement_id,
-                p.theme_id,
-                p.kind,
-                p.audience,
-                p.support_cycles,
-                p.support_organisations,
-                p.support_statements,
-                p.score,
-                p.rank,
-                run_id,
-            )
-            for p in ranked
-        ]
-    return rows
 
 
 # ---- mining runs -------------------------------------------------------------------------------
