@@ -246,6 +246,18 @@ async def test_theme_detail_and_404(world: World) -> None:
     assert w.hidden_note in {s["note_id"] for s in t["sources"]}
 
 
+async def test_curation_panel(world: World) -> None:
+    """The curation panel's statements of a theme (analyst and manager keys)."""
+    w = world
+    r = await w.client.get(f"/v1/themes/{w.shared}/statements", headers=w.analyst)
+    assert r.status_code == 200, r.text
+    assert len(r.json()["items"]) == 2 and w.hidden_note not in r.text
+    r = await w.client.get(f"/v1/themes/{w.only_hidden}/statements", headers=w.analyst)
+    assert r.status_code == 404, r.text
+    r = await w.client.get(f"/v1/themes/{w.shared}/statements", headers=w.manager)
+    assert len(r.json()["items"]) == 4 and w.hidden_note in r.text
+
+
 async def test_practice_support_and_exports(world: World) -> None:
     w = world
 

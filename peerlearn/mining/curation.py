@@ -30,6 +30,7 @@ from peerlearn.events import EventType
 from peerlearn.eventstore import Event
 from peerlearn.mining import store
 from peerlearn.mining.store import MINING_STREAM, Conn, fetch_all, fetch_one
+from peerlearn.readside.filters import facilitator
 
 #: The curation event types, newest first in the analyst page's list.
 CURATION_EVENTS = (
@@ -57,8 +58,9 @@ async def theme_in_grant(conn: Conn, principal: Principal, theme_id: str) -> dic
     if row is not None and visible is not None:
         seen = await fetch_one(
             conn,
-            "SELECT 1 AS ok FROM statements WHERE theme_id = %s AND programme_id = ANY(%s) LIMIT 1",
-            (theme_id, visible),
+            "SELECT 1 AS ok FROM statements WHERE theme_id = %s AND programme_id = ANY(%s)"
+            " AND (%s OR NOT note_hidden) LIMIT 1",  # facilitators-only notes (0018)
+            (theme_id, visible, facilitator(principal)),
         )
         row = row if seen else None
     if row is None:
@@ -202,8 +204,14 @@ async def theme_statements(
         conn,
         "SELECT id, text, language, kind, programme_id, organisation_id FROM statements"
         " WHERE theme_id = %s AND NOT hidden AND (%s::text[] IS NULL OR programme_id = ANY(%s))"
-        " ORDER BY id LIMIT %s",
-        (theme_id, principal.programme_filter(), principal.programme_filter(), limit),
+        " AND (%s OR NOT note_hidden) ORDER BY id LIMIT %s",  # facilitators-only notes (0018)
+        (
+            theme_id,
+            principal.programme_filter(),
+            principal.programme_filter(),
+            facilitator(principal),
+            limit,
+        ),
     )
     return [dict(r) for r in rows]
 
