@@ -269,8 +269,10 @@ def _walk(
     expect(page.locator(".my-note")).to_have_count(2)
     box = page.locator('.note-forms[data-meeting="visit-1"]')
     box.locator("textarea").fill("## Learned\n- Mentoring for small firms needs a named contact")
+    box.locator('[name="author_person"]').fill("Ewa Nowak")  # who wrote it: optional
     box.locator(".note-submit").click()
     expect(page.locator(".my-note")).to_have_count(3)
+    expect(page.locator(".my-note").nth(2)).to_contain_text("by Ewa Nowak")
     page.screenshot(path=str(shots / "04-partner-notes.png"), full_page=True)
     last = page.locator(".my-note").nth(2)
     last.locator(".note-correct").click()

@@ -358,6 +358,18 @@ function noteForms(cycleId, m, org, done) {
   const lang = el("input", { name: "language", value: "en", size: 4, "aria-label": "Language" });
   const text = el("textarea", { name: "text", rows: 6, cols: 60, "aria-label": `Note for ${m.meeting_id} (Markdown)`, placeholder: "## What we learned\n- …" });
   const file = el("input", { type: "file", name: "file", accept: ".docx,.odt,.pdf,.md,.txt,.html,.eml", "aria-label": `Document for ${m.meeting_id}` });
+  // Who wrote it (optional; sealed like the text, and what "erase everything
+  // I wrote" finds) and who may read it.
+  const who = el("input", { name: "author_person", size: 24, maxlength: 200, "aria-label": "Written by", placeholder: "your name (optional)", value: localStorage.getItem("peerlearn.author_person") || "" });
+  const vis = el("select", { name: "visibility", "aria-label": "Who may read it" },
+    el("option", { value: "programme" }, "the programme (default)"),
+    el("option", { value: "facilitators" }, "facilitators only"),
+    el("option", { value: "public" }, "public"));
+  const extra = () => {
+    const person = who.value.trim();
+    if (person) localStorage.setItem("peerlearn.author_person", person); else localStorage.removeItem("peerlearn.author_person");
+    return { ...(person ? { author_person: person } : {}), visibility: vis.value };
+  };
   const box = el("div", { class: "note-forms", "data-meeting": m.meeting_id },
     el("h3", {}, `Notes for ${m.title || m.meeting_id}`));
   const send = async (body) => {
@@ -369,14 +381,15 @@ function noteForms(cycleId, m, org, done) {
       flash(box, e.message, false);
     }
   };
-  box.append(el("p", {}, "Language ", lang),
-    text, el("button", { type: "button", class: "note-submit", onclick: () => send({ author_organisation: org, language: lang.value, text: text.value, format: "markdown" }) }, "Submit note"),
+  box.append(el("p", {}, "Language ", lang, " · Written by ", who, " · Readable by ", vis),
+    text, el("button", { type: "button", class: "note-submit", onclick: () => send({ author_organisation: org, language: lang.value, text: text.value, format: "markdown", ...extra() }) }, "Submit note"),
     el("p", {}, "Or upload a document: ", file, el("button", { type: "button", class: "note-upload", onclick: () => {
       if (!file.files.length) return flash(box, "Choose a file first.", false);
       const fd = new FormData();
       fd.append("file", file.files[0]);
       fd.append("author_organisation", org);
       if (lang.value) fd.append("language", lang.value);
+      for (const [k, v] of Object.entries(extra())) fd.append(k, v);
       return send(fd);
     } }, "Upload")));
   return box;
@@ -386,7 +399,8 @@ function myNote(n, st, done, open) {
   const m = st.meetings.find((x) => x.meeting_id === n.meeting_id);
   const editable = m && open(m);
   const li = el("li", { class: "my-note", "data-note": n.id },
-    el("strong", {}, n.meeting_id), ` · ${n.language} · ${new Date(n.submitted_at).toLocaleString()} `,
+    el("strong", {}, n.meeting_id), ` · ${n.language} · ${new Date(n.submitted_at).toLocaleString()}`,
+    n.author_person ? ` · by ${n.author_person}` : "", n.visibility && n.visibility !== "programme" ? ` · ${n.visibility === "facilitators" ? "facilitators only" : n.visibility}` : "", " ",
     el("pre", { class: "note-text" }, n.text.length > 400 ? `${n.text.slice(0, 400)}…` : n.text));
   if (!editable) return li;
   const area = el("textarea", { rows: 5, cols: 60, "aria-label": `Correct note ${n.id}`, hidden: true }, n.text);
