@@ -128,21 +128,17 @@ $$;
 -- Note rows that appear, disappear or change visibility re-class their
 -- statements (only those whose class differs). Statement-level, so a
 -- projection rebuild's delete-and-insert of every note is two UPDATEs, and an
--- update that changes no visibility (note counts, theme ids) touches nothing.
+-- update that changes no visibility (note counts, theme ids) only looks its
+-- statements up (statements_note index) and writes nothing.
 CREATE OR REPLACE FUNCTION notes_reclass_statements() RETURNS trigger
 LANGUAGE plpgsql AS $$
 BEGIN
     IF TG_OP = 'DELETE' THEN
         UPDATE statements s SET note_hidden = false FROM old_rows o
         WHERE s.note_id = o.id AND s.note_hidden;
-    ELSIF TG_OP = 'INSERT' THEN
+    ELSE  -- INSERT, UPDATE: the class the note has now, whatever it had
         UPDATE statements s SET note_hidden = (n.visibility = 'facilitators') FROM new_rows n
         WHERE s.note_id = n.id AND s.note_hidden <> (n.visibility = 'facilitators');
-    ELSE
-        UPDATE statements s SET note_hidden = (n.visibility = 'facilitators')
-        FROM new_rows n JOIN old_rows o ON o.id = n.id
-        WHERE o.visibility IS DISTINCT FROM n.visibility
-          AND s.note_id = n.id AND s.note_hidden <> (n.visibility = 'facilitators');
     END IF;
     RETURN NULL;
 END;
