@@ -17,7 +17,7 @@ from pydantic import ValidationError
 
 from api import cycle_ops, uploads
 from api.auth import CurrentPrincipal, Principal, Role, require
-from api.deps import Pool, SettingsDep, TemporalClient
+from api.deps import OptionalTemporal, Pool, SettingsDep, TemporalClient
 from api.limits import check_note_text
 from api.problems import Problem
 from api.routers.programmes import programme_row
@@ -227,15 +227,13 @@ async def _check_key_reuse(
 @router.get("/notes", response_model=NotePage, responses={404: {"description": "Unknown cycle"}})
 async def list_notes(
     cycle_id: str,
-    request: Request,
+    temporal: OptionalTemporal,
     pool: Pool,
     principal: CurrentPrincipal,
     meeting_id: Annotated[str | None, Query()] = None,
 ) -> dict[str, Any]:
     """The cycle's notes in submission order (optionally of one meeting)."""
-    await cycle_ops.visible_cycle(
-        pool, getattr(request.app.state, "temporal", None), cycle_id, principal
-    )
+    await cycle_ops.visible_cycle(pool, temporal, cycle_id, principal)
     # late: the note came after its meeting's note window closed
     sql = (
         "SELECT n.*, (m.window_closed_at IS NOT NULL AND n.submitted_at > m.window_closed_at)"
