@@ -281,6 +281,7 @@ class MiningActivities:
             await store.set_run_stage(conn, run_id, "clustering")
             await conn.commit()
             statements, emb = await store.load_scope(conn, scope)
+            hidden = await store.hidden_statement_ids(conn, [s.id for s in statements])
             previous = await store.load_theme_model(conn, scope)
             old_ids = await store.active_theme_ids(conn, scope)
         if not statements:
@@ -294,8 +295,14 @@ class MiningActivities:
         result, xy = await asyncio.to_thread(_mine_sync, miner, statements, emb, previous, inp.seed)
         activity.heartbeat("mined")
         assignments = [store.theme_key(scope, a) if a else None for a in result.assignments]
+        # labels are read by keys that may not read facilitators-only notes
         labels = await asyncio.to_thread(
-            programme_labels, miner, list(zip(statements, assignments, strict=True))
+            programme_labels,
+            miner,
+            [
+                (s, None if s.id in hidden else a)
+                for s, a in zip(statements, assignments, strict=True)
+            ],
         )
         new_ids = {store.theme_key(scope, t.id) for t in result.themes}
         changes = [

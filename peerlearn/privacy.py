@@ -301,6 +301,21 @@ async def set_visibility(conn: Conn, note: NoteRef, visibility: str, *, by: str 
     """Who may read the note's statements (any time: restricting is always allowed)."""
     if visibility not in VISIBILITIES:
         raise ValueError(f"visibility must be one of {', '.join(VISIBILITIES)}")
+    if visibility == "facilitators" and note.visibility != "facilitators":
+        # The per-programme labels analysts and partners read were made from
+        # this note's statements too: withhold those sharing its words (the
+        # next re-mine labels without it, store.programme_statements).
+        rows = await _fetch(
+            conn,
+            "SELECT theme_id, text FROM statements WHERE note_id = %s AND theme_id IS NOT NULL",
+            (note.id,),
+        )
+        await _withhold_labels(
+            conn,
+            sorted({str(r[0]) for r in rows}),
+            [str(r[1]) for r in rows],
+            (("theme_labels", "theme_id"),),
+        )
     await _append(
         conn,
         note,
@@ -371,11 +386,19 @@ async def _scrub_themes(conn: Conn, themes: list[str], ids: list[str], texts: li
         " WHERE id = ANY(%s)",
         (ids, themes),
     )
+    await _withhold_labels(conn, themes, texts, (("themes", "id"), ("theme_labels", "theme_id")))
+
+
+async def _withhold_labels(
+    conn: Conn, themes: list[str], texts: list[str], tables: tuple[tuple[str, str], ...]
+) -> None:
+    """Withhold (until the next re-mine) each label, title and keyphrase list
+    of ``themes`` that shares a word of four letters or more with ``texts``."""
     words = sorted({w.lower() for t in texts for w in _WORD.findall(t)})
-    if not words:
+    if not themes or not words:
         return
     pattern = "(" + "|".join(re.escape(w) for w in words[:2000]) + ")"
-    for table, key in (("themes", "id"), ("theme_labels", "theme_id")):
+    for table, key in tables:
         present = dict(await _text_columns(conn, table))
         for col, empty in (
             ("label", key),

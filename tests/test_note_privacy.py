@@ -225,6 +225,14 @@ async def test_erasure_leaves_no_trace_and_streams_gap_free(
 
         # a facilitators-only note: out of an analyst's search, still a manager's
         vaxa = await _note(c, pid, "vaxa")
+        # as the labeller would have it, had it picked the note's words
+        async with c.pool.connection() as conn:
+            await conn.execute(
+                "UPDATE theme_labels SET label = 'diversify funding', keyphrases ="
+                " '[\"public grants\"]' WHERE programme_id = %s AND theme_id ="
+                " (SELECT theme_id FROM statements WHERE note_id = %s LIMIT 1)",
+                (pid, vaxa["id"]),
+            )
         r = await client.patch(f"/v1/notes/{vaxa['id']}", json={"visibility": "facilitators"})
         assert r.status_code == 200, r.text
         analyst = key_headers(c.database_url, "analyst", [pid])
@@ -237,6 +245,11 @@ async def test_erasure_leaves_no_trace_and_streams_gap_free(
         theme = await _rows(c, "SELECT theme_id FROM statements WHERE note_id = %s", vaxa["id"])
         r = await client.get(f"/v1/themes/{theme[0]['theme_id']}", headers=analyst)
         assert "Diversify funding" not in r.text
+        # the programme's labels, titles and keyphrases lose its words too
+        for url in ("/v1/themes", f"/v1/themes/{theme[0]['theme_id']}"):
+            r = await client.get(url, headers=analyst)
+            assert r.status_code == 200, r.text
+            assert "diversify" not in r.text.lower() and "grants" not in r.text.lower(), r.text
         r = await client.get("/v1/themes/map", headers=analyst)
         assert r.status_code == 200 and "Diversify funding" not in r.text
         assert "Matchmaking events" in r.text  # the map has the other notes

@@ -537,15 +537,26 @@ class ProgrammeLabel:
 
 
 async def programme_statements(conn: Conn, programme: str) -> list[tuple[Statement, str]]:
-    """The programme's statements that sit in a theme, each with its theme id."""
+    """The programme's statements that sit in a theme, each with its theme id;
+    not those of facilitators-only notes: the labels made from them are read by
+    keys that may not read those notes (migration 0018's ``note_hidden``)."""
     rows = await fetch_all(
         conn,
         "SELECT id, note_id, position, programme_id, cycle_id, meeting_id, organisation_id,"
         " text, language, kind, heading, content_hash, lemmas, source_date, theme_id"
-        " FROM statements WHERE programme_id = %s AND theme_id IS NOT NULL ORDER BY id",
+        " FROM statements WHERE programme_id = %s AND theme_id IS NOT NULL AND NOT note_hidden"
+        " ORDER BY id",
         (programme,),
     )
     return [(statement_from_row(r), r["theme_id"]) for r in rows]
+
+
+async def hidden_statement_ids(conn: Conn, ids: Sequence[str]) -> set[str]:
+    """Which of ``ids`` belong to facilitators-only notes."""
+    rows = await fetch_all(
+        conn, "SELECT id FROM statements WHERE note_hidden AND id = ANY(%s)", (list(ids),)
+    )
+    return {r["id"] for r in rows}
 
 
 async def programmes_missing_labels(conn: Conn, pairs: Iterable[tuple[str, str]]) -> set[str]:
