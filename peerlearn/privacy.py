@@ -532,6 +532,13 @@ async def erase(
     # NotesSubmitted/NoteCorrected is sealed, so deleting the keys above is
     # what erases the text from the log.
     themes = await forget_statements(conn, note_ids)
+    # idempotency claims keep digests of the text and the author's name
+    await conn.execute(
+        "DELETE FROM note_claims c WHERE c.note_id = ANY(%s) OR c.organisation_id = %s"
+        " OR EXISTS (SELECT 1 FROM notes n WHERE n.id = ANY(%s)"
+        " AND n.cycle_id = c.cycle_id AND n.client_key = c.client_key)",
+        (note_ids, organisation if note_id is None and person is None else None, note_ids),
+    )
     await conn.execute("DELETE FROM notes WHERE id = ANY(%s)", (note_ids,))
     rows = await _fetch(
         conn, "DELETE FROM note_originals WHERE note_id = ANY(%s) RETURNING sha256", (note_ids,)

@@ -699,6 +699,34 @@ async def test_an_idempotency_key_reused_for_another_note_is_409(flow: Flow, hel
     assert (await event_types(flow.c.pool, held.cid)).count("NotesSubmitted") == 1
 
 
+async def test_one_key_sent_twice_at_once_names_one_note(flow: Flow, held: Started) -> None:
+    """Two simultaneous requests with one Idempotency-Key: different notes are
+    one 201 and one 409 (not a 200 naming the other note); the same note is
+    one 201 and one 200 with the same id; a refused note frees its key."""
+    first = {"author_organisation": "vaxa", "language": "en", "text": "Alpha version."}
+    other = {**first, "text": "Beta version."}
+    for _ in range(3):
+        key = uuid.uuid4().hex
+        a, b = await asyncio.gather(
+            _post_note(flow, held.cid, first, key=key), _post_note(flow, held.cid, other, key=key)
+        )
+        assert sorted([a.status_code, b.status_code]) == [201, 409], (a.text, b.text)
+        loser = a if a.status_code == 409 else b
+        _problem(loser, 409, key, "text")
+    key = uuid.uuid4().hex
+    a, b = await asyncio.gather(
+        _post_note(flow, held.cid, first, key=key), _post_note(flow, held.cid, first, key=key)
+    )
+    assert sorted([a.status_code, b.status_code]) == [200, 201], (a.text, b.text)
+    assert a.json()["note_id"] == b.json()["note_id"]
+    assert (await event_types(flow.c.pool, held.cid)).count("NotesSubmitted") == 4
+    # refused (an unknown organisation): the key carries a corrected note after
+    key = uuid.uuid4().hex
+    r = await _post_note(flow, held.cid, {**first, "author_organisation": "nobody"}, key=key)
+    assert r.status_code in (403, 422), r.text
+    assert (await _post_note(flow, held.cid, other, key=key)).status_code == 201
+
+
 async def test_status_of_a_cycle_stored_with_an_extreme_end_is_not_500(flow: Flow) -> None:
     """A cycle row written before dates were bounded (ends_at 9999-12-31, which
     overflows in any zone east of UTC): status still answers, from the read model."""

@@ -8,11 +8,13 @@ same note id (201 the first time, 200 after)."""
 
 from __future__ import annotations
 
+import hashlib
 import uuid
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Header, Query, Request, Response, status
 from psycopg.rows import dict_row
+from psycopg.types.json import Jsonb
 from pydantic import ValidationError
 
 from api import cycle_ops, uploads
@@ -141,11 +143,17 @@ async def submit_notes(
     programme = await programme_row(pool, row["programme_id"])
     partners = [p["id"] for p in programme["partners"]] if programme else None
     principal.check_organisation(note.author_organisation, partners)
+    if partners is not None and note.author_organisation not in partners:  # any role
+        raise Problem(
+            422,
+            f"author_organisation {note.author_organisation!r} is not a partner of"
+            f" programme {row['programme_id']!r}; notes are written by its partners",
+        )
     key = idempotency_key or note.client_key or uuid.uuid4().hex
-    await _check_key_reuse(pool, cycle_id, meeting_id, key, note)
+    proposed = str(uuid.uuid4())
+    await _claim_key(pool, cycle_id, meeting_id, key, note, proposed)
     # Sealed here, before Temporal sees it: no workflow history holds the
     # note's words or its author's name in clear (issue 12).
-    proposed = str(uuid.uuid4())
     async with pool.connection() as conn, conn.transaction():
         sealed = await privacy.seal_submission(
             conn,
@@ -171,6 +179,7 @@ async def submit_notes(
         if exc.status < 500:  # refused for sure: nothing was stored under this seal
             async with pool.connection() as conn:
                 await privacy.discard_submission_key(conn, proposed)
+            await _release_claim(pool, cycle_id, key, proposed)
         raise
     if out.note_id != proposed:  # the key named an earlier note: this seal is unused
         async with pool.connection() as conn:
@@ -193,34 +202,77 @@ async def _submit(client: Any, row: Any, inp: SubmitNoteInput) -> SubmitNoteOutp
     return out
 
 
-async def _check_key_reuse(
-    pool: Pool, cycle_id: str, meeting_id: str, key: str, note: NoteCreate
+def _claim_fields(meeting_id: str, note: NoteCreate | dict[str, Any]) -> dict[str, str | None]:
+    """What an idempotency key is bound to: the note's coordinates in clear,
+    its text and author only as sha256 digests (a claim outlives no erasure,
+    but it should not be a second copy of the words meanwhile)."""
+    get = note.get if isinstance(note, dict) else lambda k: getattr(note, k)
+
+    def digest(v: object) -> str | None:
+        return None if v is None else hashlib.sha256(str(v).encode()).hexdigest()
+
+    return {
+        "meeting_id": meeting_id,
+        "author_organisation": get("author_organisation"),
+        "language": get("language"),
+        "format": get("format"),
+        "text": digest(get("text")),
+        "author_person": digest(get("author_person")),
+    }
+
+
+async def _claim_key(
+    pool: Pool, cycle_id: str, meeting_id: str, key: str, note: NoteCreate, proposed: str
 ) -> None:
     """An idempotency key names one note: the same key again with the same
     note is a duplicate (200, the stored id), with anything different a 409,
-    as payment APIs answer, instead of silently returning the other note."""
-    async with pool.connection() as conn, conn.cursor(row_factory=dict_row) as cur:
-        await cur.execute(
-            "SELECT meeting_id, author_organisation, language, text, format FROM notes"
-            " WHERE cycle_id = %s AND client_key = %s",
-            (cycle_id, key),
-        )
-        stored = await cur.fetchone()
-    if stored is None:
-        return
-    sent = {
-        "meeting_id": meeting_id,
-        "author_organisation": note.author_organisation,
-        "language": note.language,
-        "text": note.text,
-        "format": note.format,
-    }
-    differs = [k for k, v in sent.items() if stored[k] != v]
-    if differs:
-        raise Problem(
-            409,
-            f"Idempotency-Key {key!r} was already used for a different note"
-            f" ({', '.join(differs)} differ); use a new key for a new note",
+    as payment APIs answer, instead of silently returning the other note.
+
+    The first request claims the key (``note_claims``) before the note goes to
+    the workflow, inside one statement, so of two simultaneous requests with
+    one key and different notes exactly one passes. A note stored before
+    claims existed is compared as it is stored."""
+    sent = _claim_fields(meeting_id, note)
+    async with pool.connection() as conn, conn.transaction():
+        async with conn.cursor(row_factory=dict_row) as cur:
+            await cur.execute(
+                "INSERT INTO note_claims (cycle_id, client_key, fields, note_id, organisation_id)"
+                " VALUES (%s, %s, %s, %s, %s) ON CONFLICT DO NOTHING RETURNING 1",
+                (cycle_id, key, Jsonb(sent), proposed, note.author_organisation),
+            )
+            if await cur.fetchone() is None:
+                await cur.execute(
+                    "SELECT fields FROM note_claims WHERE cycle_id = %s AND client_key = %s",
+                    (cycle_id, key),
+                )
+                claim = await cur.fetchone()
+                stored = claim["fields"] if claim else None
+            else:
+                await cur.execute(
+                    "SELECT meeting_id, author_organisation, language, text, format, author_person"
+                    " FROM notes WHERE cycle_id = %s AND client_key = %s",
+                    (cycle_id, key),
+                )
+                legacy = await cur.fetchone()
+                stored = _claim_fields(legacy["meeting_id"], legacy) if legacy else None
+        differs = [k for k, v in sent.items() if stored is not None and stored.get(k) != v]
+        if differs:  # (raised inside the transaction: a fresh claim is not kept)
+            raise Problem(
+                409,
+                f"Idempotency-Key {key!r} was already used for a different note"
+                f" ({', '.join(differs)} differ); use a new key for a new note",
+            )
+
+
+async def _release_claim(pool: Pool, cycle_id: str, key: str, proposed: str) -> None:
+    """The submission was refused: its claim goes (if it was this request's
+    and no note holds the key), so the key can carry a corrected note."""
+    async with pool.connection() as conn:
+        await conn.execute(
+            "DELETE FROM note_claims c WHERE c.cycle_id = %s AND c.client_key = %s"
+            " AND c.note_id = %s AND NOT EXISTS (SELECT 1 FROM notes n"
+            " WHERE n.cycle_id = c.cycle_id AND n.client_key = c.client_key)",
+            (cycle_id, key, proposed),
         )
 
 
