@@ -272,6 +272,8 @@ async def test_every_kind_of_bad_line_is_reported_and_nothing_written(ctx: Ctx) 
         json.dumps({**good, "text": "   ", "meeting_id": "m17"}),  # 17
         json.dumps({**good, "text": "y " * 1500, "meeting_id": "m18"}),  # 18
         json.dumps({**good, "cycle_id": 7, "text": "Sixth note here."}),  # 19
+        json.dumps({**good, "author_person": "Anna\nBerg", "text": "Seventh note."}),  # 20
+        json.dumps({**good, "author_person": "A" * 201, "text": "Eighth note."}),  # 21
     ]
     body = ("\n".join(lines) + "\n").encode()
     before = await _event_count(c)
@@ -298,6 +300,8 @@ async def test_every_kind_of_bad_line_is_reported_and_nothing_written(ctx: Ctx) 
         17: "text is missing",
         18: "longer than 2000 characters",
         19: "cycle_id must be a string",
+        20: "author_person: a name is one line",
+        21: "author_person is longer than 200 characters",
     }
     assert sorted(errors) == sorted(expected), errors
     for line, words in expected.items():
