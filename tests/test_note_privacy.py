@@ -275,6 +275,13 @@ async def test_erasure_leaves_no_trace_and_streams_gap_free(
         r = await client.post("/v1/erasures", json={"organisation": "lodz", "reason": "request"})
         assert r.status_code == 201, r.text
         assert lodz["id"] in r.json()["note_ids"]
+        # the affected scope is re-mined without the erased words
+        [rerun] = r.json()["mining_runs"]
+        progress = await temporal_env.client.get_workflow_handle(
+            workflow_id_for_run(rerun), result_type=MiningProgress
+        ).result()
+        assert progress.status == "completed", progress
+        assert (await client.get(f"/v1/mining-runs/{rerun}")).json()["trigger"] == "erasure"
 
         assert await _tables_holding(c, MARKER) == []
         assert not await _rows(

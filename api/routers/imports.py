@@ -12,24 +12,21 @@ run per programme re-mines it; ``GET /v1/imports/{id}`` follows that run.
 from __future__ import annotations
 
 import asyncio
-import uuid
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request, Response, status
 from psycopg.rows import dict_row
 from psycopg_pool import AsyncConnectionPool
 from temporalio.client import Client
-from temporalio.common import WorkflowIDReusePolicy
-from temporalio.service import RPCError
 
 from api import auth, uploads
 from api.auth import CurrentPrincipal, Principal, Role, require
 from api.deps import OptionalTemporal, Pool, SettingsDep
 from api.limits import check_note_text
+from api.mining import start_mining
 from api.problems import Problem
 from peerlearn import eventstore, importer
 from peerlearn.settings import Settings
-from workflows.mining import THEME_MINING, ThemeMiningInput, workflow_id_for_run
 
 router = APIRouter(prefix="/v1/imports", tags=["imports"])
 
@@ -73,48 +70,6 @@ def text_check(settings: Settings) -> importer.TextCheck:
         return None
 
     return check
-
-
-async def start_mining(
-    pool: AsyncConnectionPool, client: Client | None, settings: Settings, scope: str
-) -> str | None:
-    """Start a ThemeMining run over ``scope`` as ``POST /v1/mining-runs`` does
-    (one running run per scope: an active one is reused); None without Temporal."""
-    async with pool.connection() as conn, conn.cursor(row_factory=dict_row) as cur:
-        await cur.execute(
-            "SELECT id FROM mining_runs WHERE scope = %s AND status = 'running'"
-            " AND started_at > now() - interval '2 hours'",
-            (scope,),
-        )
-        running = await cur.fetchone()
-        if running is not None:
-            return str(running["id"])
-        if client is None:
-            return None
-        run_id = uuid.uuid4().hex[:12]
-        await cur.execute(
-            "INSERT INTO mining_runs (id, scope, trigger) VALUES (%s, %s, 'import')",
-            (run_id, scope),
-        )
-        await conn.commit()
-    try:
-        await client.start_workflow(
-            THEME_MINING,
-            ThemeMiningInput(run_id=run_id, scope=scope, trigger="import"),
-            id=workflow_id_for_run(run_id),
-            task_queue=settings.task_queue,
-            id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
-        )
-    except RPCError as exc:
-        async with pool.connection() as conn:
-            await conn.execute(
-                "UPDATE mining_runs SET status = 'failed', error = %s, finished_at = now()"
-                " WHERE id = %s",
-                (f"could not start workflow: {exc.message}", run_id),
-            )
-            await conn.commit()
-        return None
-    return run_id
 
 
 async def _read(request: Request, settings: Settings) -> tuple[bytes, str | None, str | None]:
@@ -189,7 +144,7 @@ async def run_import(
     runs: list[str] = []
     if result.changed and mine:
         for pid in result.programme_ids:
-            run_id = await start_mining(pool, client, settings, pid)
+            run_id = await start_mining(pool, client, settings, pid, trigger="import")
             if run_id is not None:
                 runs.append(run_id)
         async with pool.connection() as conn, conn.transaction():

@@ -20,8 +20,9 @@ from pydantic import BaseModel, Field, ValidationError, model_validator
 
 from api import uploads
 from api.auth import CurrentPrincipal, Principal, Role, require
-from api.deps import Pool, SettingsDep
+from api.deps import OptionalTemporal, Pool, SettingsDep
 from api.limits import check_note_text
+from api.mining import start_mining
 from api.problems import Problem
 from api.schemas_cycles import NoteCreate
 from peerlearn import documents, privacy
@@ -77,6 +78,11 @@ class ErasureDone(BaseModel):
     id: str
     note_ids: list[str]
     themes_refreshed: int
+    mining_runs: list[str] = Field(
+        default_factory=list,
+        description="Re-mines started for the affected scopes (GET /v1/mining-runs/{id});"
+        " empty without Temporal: the next scheduled run re-computes the themes.",
+    )
 
 
 async def _correction_body(
@@ -207,7 +213,11 @@ async def change_visibility(
     responses={404: {"description": "Unknown note, or no note of that person"}},
 )
 async def erase(
-    body: ErasureRequest, pool: Pool, principal: Principal = require(Role.admin)
+    body: ErasureRequest,
+    pool: Pool,
+    temporal: OptionalTemporal,
+    settings: SettingsDep,
+    principal: Principal = require(Role.admin),
 ) -> ErasureDone:
     """Erase one note, everything an organisation wrote, or everything a
     named person wrote (right to erasure)."""
@@ -217,7 +227,16 @@ async def erase(
             requested_by=principal.key_id, reason=body.reason,
         )  # fmt: skip
         refreshed = await store.refresh_practices(conn, done.theme_ids) if done.theme_ids else 0
-    return ErasureDone(id=done.id, note_ids=done.note_ids, themes_refreshed=refreshed)
+    # Themes re-computed without the erased words: labels and keyphrases
+    # that shared one are withheld meanwhile (privacy.forget_statements).
+    runs = []
+    for scope in sorted({store.theme_scope(t) for t in done.theme_ids}):
+        run = await start_mining(pool, temporal, settings, scope, trigger="erasure")
+        if run is not None:
+            runs.append(run)
+    return ErasureDone(
+        id=done.id, note_ids=done.note_ids, themes_refreshed=refreshed, mining_runs=runs
+    )
 
 
 @router.get("/v1/organisations/{organisation}/export")

@@ -81,6 +81,11 @@ def theme_key(scope: str, raw_id: str) -> str:
     return raw_id if scope == "all" else f"{scope}:{raw_id}"
 
 
+def theme_scope(key: str) -> str:
+    """The scope a stored theme id was mined in (programme ids hold no ``:``)."""
+    return key.split(":", 1)[0] if ":" in key else "all"
+
+
 def raw_theme_id(scope: str, key: str) -> str:
     """Inverse of :func:`theme_key`."""
     prefix = f"{scope}:"
