@@ -17,14 +17,18 @@ from peerlearn.settings import get_settings
 
 
 async def _erase(args: argparse.Namespace) -> int:
+    from api.mining import start_mining
     from peerlearn import db, privacy
     from peerlearn.access import NotFound
     from peerlearn.mining import store
+    from peerlearn.temporal import connect
 
-    conninfo = db.database_url(get_settings())
+    settings = get_settings()
+    conninfo = db.database_url(settings)
     db.wait_for_database(conninfo)
     db.migrate(conninfo)
     pool = await db.open_pool(conninfo, min_size=1, max_size=1)
+    runs: list[str] = []
     try:
         async with pool.connection() as conn, conn.transaction():
             done = await privacy.erase(
@@ -32,13 +36,26 @@ async def _erase(args: argparse.Namespace) -> int:
                 requested_by="cli", reason=args.reason,
             )  # fmt: skip
             await store.refresh_practices(conn, done.theme_ids)
+        scopes = sorted({store.theme_scope(t) for t in done.theme_ids})
+        if scopes:
+            try:
+                client = await connect(settings)
+            except (OSError, RuntimeError) as exc:
+                print(f"Temporal not reachable ({exc}): the next scheduled re-mine"
+                      " re-computes the themes", file=sys.stderr)  # fmt: skip
+            else:
+                for scope in scopes:
+                    run = await start_mining(pool, client, settings, scope, trigger="erasure")
+                    runs += [run] if run else []
     except NotFound as exc:
         print(f"peerlearn erase: {exc}", file=sys.stderr)
         return 1
     finally:
         await pool.close()
     print(f"erasure {done.id}: {len(done.note_ids)} note(s) erased; {len(done.theme_ids)} theme(s)"
-          " refreshed (labels are recomputed by the next re-mine)")  # fmt: skip
+          " refreshed (their labels are withheld until the re-mine)")  # fmt: skip
+    for run in runs:
+        print(f"mining run {run} started (peerlearn mining / GET /v1/mining-runs/{run})")
     return 0
 
 
