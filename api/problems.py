@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import psycopg
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
@@ -138,6 +139,21 @@ def install(app: FastAPI) -> None:
             str(exc.detail),
             instance=request.url.path,
             headers=getattr(exc, "headers", None),
+        )
+
+    @app.exception_handler(psycopg.errors.DeadlockDetected)
+    @app.exception_handler(psycopg.errors.SerializationFailure)
+    @app.exception_handler(psycopg.errors.LockNotAvailable)
+    async def _conflict(request: Request, exc: psycopg.Error) -> JSONResponse:
+        # Two writers met (e.g. a visibility change and a mining write on the
+        # same note): PostgreSQL aborted this transaction whole, so nothing
+        # was written; the same request again succeeds.
+        return problem_response(
+            503,
+            "a concurrent change to the same data got in the way; nothing was written,"
+            " send the request again",
+            instance=request.url.path,
+            headers={"Retry-After": "1"},
         )
 
     @app.exception_handler(Exception)
