@@ -306,7 +306,7 @@ def _walk(
     v2.locator('input[type="datetime-local"]').fill(moved)
     v2.get_by_role("button", name="Move").click()
     expect(page.locator("[data-flash]").first).to_have_text("Meeting moved.")
-    expect(steer.locator('tr[data-meeting="visit-2"]')).to_contain_text("T14:30:00")
+    expect(steer.locator('tr[data-meeting="visit-2"]')).to_contain_text(", 14:30 (UTC")
     page.click("#cycle-pause")
     expect(page.locator("#cycle-status")).to_have_text("paused")
     page.screenshot(path=str(shots / "06-manager-steered-paused.png"), full_page=True)

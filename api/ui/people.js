@@ -52,7 +52,19 @@ function localInput(iso, tz) {
 }
 
 // "2031-02-01T09:00:00+01:00" (seconds kept, microseconds dropped)
-const fmt = (x) => (x && String(x.local || x.utc).replace(/\.\d+/, "")) || "—";
+// A date as people read it, in the programme's own time zone (the API's
+// ``local`` ISO string carries its offset): "Fri 4 Dec 2026, 09:00 (UTC+01:00)".
+const MONTHS = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"];
+const DAYS = ["Sun", "Mon", "Tue", "Wed", "Thu", "Fri", "Sat"];
+const fmt = (x) => {
+  if (!x) return "—";
+  const s = String(x.local || x.utc || x);
+  const m = s.match(/^(\d{4})-(\d{2})-(\d{2})T(\d{2}):(\d{2})(?::\d{2}(?:\.\d+)?)?(Z|[+-]\d{2}:\d{2})?$/);
+  if (!m) return s;
+  const day = DAYS[new Date(Date.UTC(+m[1], +m[2] - 1, +m[3])).getUTCDay()];
+  const zone = !m[6] || m[6] === "Z" ? "UTC" : `UTC${m[6]}`;
+  return `${day} ${+m[3]} ${MONTHS[+m[2] - 1]} ${m[1]}, ${m[4]}:${m[5]} (${zone})`;
+};
 
 // ---- who am I ----
 
