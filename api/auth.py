@@ -106,6 +106,7 @@ async def verify(pool: Any, authorization: str | None) -> Principal:
         programmes=frozenset(record.programmes),
         organisation=record.organisation,
         expires_at=record.expires_at,
+        person=record.person,
     )
     if len(_cache) >= _CACHE_MAX:
         _cache.clear()

@@ -65,6 +65,7 @@ class Principal:
     programmes: frozenset[str] = field(default_factory=frozenset)  # ignored for admin
     organisation: str | None = None  # partner keys only
     expires_at: datetime | None = None
+    person: str | None = None  # a partner key of one named person: signs its notes
 
     @property
     def all_programmes(self) -> bool:

@@ -49,6 +49,7 @@ class KeyRecord:
     organisation: str | None
     expires_at: datetime | None
     name: str = ""
+    person: str | None = None  # partner keys of one named person (migration 0023)
 
 
 def hash_key(token: str) -> bytes:
@@ -73,6 +74,19 @@ def _connect(
     if isinstance(conninfo_or_conn, str):
         return psycopg.connect(conninfo_or_conn, autocommit=True), True
     return conninfo_or_conn, False
+
+
+def _validate_person(role: str, person: str | None) -> str | None:
+    """A key's person: partner keys only, one line of at most 200 characters
+    (spacing normalised, as a note's author_person is)."""
+    if person is None or not person.strip():
+        return None
+    if role != "partner":
+        raise KeySpecError("--person is for partner keys (the person who writes the notes)")
+    person = " ".join(person.split())
+    if len(person) > 200 or any(ord(c) < 32 or ord(c) == 127 for c in person):
+        raise KeySpecError("--person must be a name of at most 200 printable characters")
+    return person
 
 
 def _validate(role: str, programmes: Sequence[str], organisation: str | None) -> None:
@@ -149,6 +163,7 @@ def create_key(
     organisation: str | None = None,
     expires_in_days: float | None = None,
     name: str = "",
+    person: str | None = None,
 ) -> tuple[str, str]:
     """Create a key and return ``(key_id, key)``; the key is never shown again.
 
@@ -158,13 +173,14 @@ def create_key(
     progs = sorted({p for p in programmes if p})
     _validate(role, progs, organisation)
     _validate_expiry(expires_in_days)
+    person = _validate_person(role, person)
     key_id, token = _new_token()
     expires = datetime.now(UTC) + timedelta(days=expires_in_days) if expires_in_days else None
     conn, own = _connect(conninfo_or_conn)
     try:
         conn.execute(
             "INSERT INTO api_keys (id, prefix, hash, name, role, programmes, organisation,"
-            " expires_at) VALUES (%s, %s, %s, %s, %s, %s, %s, %s)",
+            " expires_at, person) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s)",
             (
                 key_id,
                 f"{KEY_PREFIX}{key_id}",
@@ -174,6 +190,7 @@ def create_key(
                 [] if role == "admin" else progs,
                 organisation,
                 expires,
+                person,
             ),
         )
         if not own and not conn.autocommit:
@@ -206,7 +223,7 @@ def list_keys(conninfo_or_conn: str | psycopg.Connection[Any]) -> list[dict[str,
     try:
         with conn.cursor(row_factory=dict_row) as cur:
             cur.execute(
-                "SELECT id, prefix, name, role, programmes, organisation, created,"
+                "SELECT id, prefix, name, role, programmes, organisation, person, created,"
                 " expires_at, revoked_at, last_used FROM api_keys ORDER BY created"
             )
             return list(cur.fetchall())
@@ -258,7 +275,7 @@ async def verify_key(conn: psycopg.AsyncConnection[Any], token: str) -> KeyRecor
     async with conn.cursor(row_factory=dict_row) as cur:
         await cur.execute(
             "SELECT id, hash, role, programmes, organisation, expires_at, revoked_at,"
-            " last_used, name, now() AS now FROM api_keys WHERE id = %s",
+            " last_used, name, person, now() AS now FROM api_keys WHERE id = %s",
             (key_id,),
         )
         r = await cur.fetchone()
@@ -278,6 +295,7 @@ async def verify_key(conn: psycopg.AsyncConnection[Any], token: str) -> KeyRecor
         organisation=r["organisation"],
         expires_at=r["expires_at"],
         name=r["name"],
+        person=r["person"],
     )
 
 
@@ -347,6 +365,7 @@ def _cmd_create(args: argparse.Namespace) -> int:
     # refuse bad input before touching the database
     _validate(args.role, sorted(set(args.programme or ())), args.organisation)
     _validate_expiry(args.expires_in_days)
+    person = _validate_person(args.role, args.person)
     conninfo = _conninfo()
     if args.role == "partner":
         check_partner_grant(conninfo, args.programme or (), args.organisation)
@@ -357,6 +376,7 @@ def _cmd_create(args: argparse.Namespace) -> int:
         args.organisation,
         args.expires_in_days,
         args.name or "",
+        person,
     )
     print(f"key id:  {key_id}")
     print(f"role:    {args.role}")
@@ -364,6 +384,8 @@ def _cmd_create(args: argparse.Namespace) -> int:
         print(f"grant:   {', '.join(sorted(set(args.programme or ())))}")
     if args.organisation:
         print(f"org:     {args.organisation}")
+    if person:
+        print(f"person:  {person} (signs the notes sent with this key)")
     print(f"key:     {token}")
     print("Store the key now: it is shown only once (only its hash is kept).")
     return 0
@@ -430,6 +452,11 @@ def register(subparsers: Any) -> None:
     c.add_argument("--organisation", help="partner keys: the organisation id it speaks for")
     c.add_argument("--expires-in-days", type=float, default=None)
     c.add_argument("--name", help="free label, e.g. who holds it")
+    c.add_argument(
+        "--person",
+        help="partner keys: the named person who holds it; notes sent with it are signed"
+        " by them (and found by 'peerlearn erase --person')",
+    )
     c.set_defaults(func=_cmd_create)
 
     ls = sub.add_parser("list", help="list keys (never their secrets)")

@@ -35,10 +35,17 @@ def key_headers(
     programmes: Iterable[str] = (),
     organisation: str | None = None,
     expires_in_days: float | None = None,
+    person: str | None = None,
 ) -> dict[str, str]:
     """Headers carrying a freshly created key with this role and grant."""
     _, token = create_key(
-        conninfo, role, programmes, organisation, expires_in_days, name=f"test-{role}"
+        conninfo,
+        role,
+        programmes,
+        organisation,
+        expires_in_days,
+        name=f"test-{role}",
+        person=person,
     )
     return bearer(token)
 

@@ -55,6 +55,24 @@ def test_partner_key_for_a_partner_of_the_programme(conninfo: str) -> None:
     assert "key:" in out.stdout
 
 
+def test_partner_key_of_a_named_person(conninfo: str) -> None:
+    out = cli(conninfo, "--role", "partner", "--programme", "kp-a", "--organisation", "org-b",
+              "--person", "  Anna   Berg ")  # fmt: skip
+    assert out.returncode == 0, out.stderr
+    assert "person:  Anna Berg" in out.stdout
+    [row] = [k for k in keys.list_keys(conninfo) if k["person"]]
+    assert row["person"] == "Anna Berg" and row["organisation"] == "org-b"
+    before = key_count(conninfo)
+    for args, why in (
+        (["--role", "analyst", "--programme", "kp-a", "--person", "Anna"], "partner keys"),
+        (["--role", "partner", "--programme", "kp-a", "--organisation", "org-b",
+          "--person", "A" * 201], "at most 200"),
+    ):  # fmt: skip
+        out = cli(conninfo, *args)
+        assert out.returncode != 0 and why in out.stderr, out.stderr
+    assert key_count(conninfo) == before
+
+
 @pytest.mark.parametrize(
     ("programmes", "organisation", "why"),
     [

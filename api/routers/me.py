@@ -19,6 +19,9 @@ class MeOut(BaseModel):
     role: str = Field(examples=["manager"])
     programmes: list[str] | None = Field(description="Granted programme ids; null = all (admin).")
     organisation: str | None = Field(description="Partner keys: the organisation they speak for.")
+    person: str | None = Field(
+        default=None, description="Partner keys of one named person: who signs their notes."
+    )
 
 
 @router.get("", response_model=MeOut)
@@ -28,4 +31,5 @@ async def whoami(principal: CurrentPrincipal) -> MeOut:
         role=principal.role.value,
         programmes=principal.programme_filter(),
         organisation=principal.organisation,
+        person=principal.person,
     )

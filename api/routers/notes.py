@@ -143,6 +143,15 @@ async def submit_notes(
     programme = await programme_row(pool, row["programme_id"])
     partners = [p["id"] for p in programme["partners"]] if programme else None
     principal.check_organisation(note.author_organisation, partners)
+    if principal.person is not None:  # a person's own key signs as that person
+        if note.author_person is None:
+            note = note.model_copy(update={"author_person": principal.person})
+        elif privacy.person_key(note.author_person) != privacy.person_key(principal.person):
+            raise Problem(
+                422,
+                f"this key belongs to {principal.person!r} and signs notes as them;"
+                " leave author_person out or use a key of the person who wrote it",
+            )
     if partners is not None and note.author_organisation not in partners:  # any role
         raise Problem(
             422,

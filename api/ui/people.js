@@ -372,13 +372,16 @@ function noteForms(cycleId, m, org, done) {
   const file = el("input", { type: "file", name: "file", accept: ".docx,.odt,.pdf,.md,.txt,.html,.eml", "aria-label": `Document for ${m.meeting_id}` });
   // Who wrote it (optional; sealed like the text, and what "erase everything
   // I wrote" finds) and who may read it.
-  const who = el("input", { name: "author_person", size: 24, maxlength: 200, "aria-label": "Written by", placeholder: "your name (optional)", value: localStorage.getItem("peerlearn.author_person") || "" });
+  const own = me && me.person; // a person's own key signs as them
+  const who = el("input", { name: "author_person", size: 24, maxlength: 200, "aria-label": "Written by", placeholder: "your name (optional)", value: own || localStorage.getItem("peerlearn.author_person") || "" });
+  if (own) who.readOnly = true;
   const vis = el("select", { name: "visibility", "aria-label": "Who may read it" },
     el("option", { value: "programme" }, "the programme (default)"),
     el("option", { value: "facilitators" }, "facilitators only"),
     el("option", { value: "public" }, "public"));
   const extra = () => {
     const person = who.value.trim();
+    if (own) return { visibility: vis.value };
     if (person) localStorage.setItem("peerlearn.author_person", person); else localStorage.removeItem("peerlearn.author_person");
     return { ...(person ? { author_person: person } : {}), visibility: vis.value };
   };
