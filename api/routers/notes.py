@@ -13,6 +13,7 @@ import uuid
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Header, Query, Request, Response, status
+from psycopg import AsyncConnection
 from psycopg.rows import dict_row
 from psycopg.types.json import Jsonb
 from pydantic import ValidationError
@@ -160,10 +161,11 @@ async def submit_notes(
         )
     key = idempotency_key or note.client_key or uuid.uuid4().hex
     proposed = str(uuid.uuid4())
-    await _claim_key(pool, cycle_id, meeting_id, key, note, proposed)
-    # Sealed here, before Temporal sees it: no workflow history holds the
-    # note's words or its author's name in clear (issue 12).
+    # One transaction: claim the key (409 writes nothing), then seal the text
+    # and the author's name here, before Temporal sees them, so no workflow
+    # history holds either in clear (issue 12).
     async with pool.connection() as conn, conn.transaction():
+        await _claim_key(conn, cycle_id, meeting_id, key, note, proposed)
         sealed = await privacy.seal_submission(
             conn,
             note_id=proposed,
@@ -231,46 +233,50 @@ def _claim_fields(meeting_id: str, note: NoteCreate | dict[str, Any]) -> dict[st
 
 
 async def _claim_key(
-    pool: Pool, cycle_id: str, meeting_id: str, key: str, note: NoteCreate, proposed: str
+    conn: AsyncConnection[Any],
+    cycle_id: str,
+    meeting_id: str,
+    key: str,
+    note: NoteCreate,
+    proposed: str,
 ) -> None:
     """An idempotency key names one note: the same key again with the same
     note is a duplicate (200, the stored id), with anything different a 409,
     as payment APIs answer, instead of silently returning the other note.
 
-    The first request claims the key (``note_claims``) before the note goes to
-    the workflow, inside one statement, so of two simultaneous requests with
-    one key and different notes exactly one passes. A note stored before
-    claims existed is compared as it is stored."""
+    The first request claims the key (``note_claims``, in the caller's
+    transaction) before the note goes to the workflow, inside one statement,
+    so of two simultaneous requests with one key and different notes exactly
+    one passes. A note stored before claims existed is compared as it is stored."""
     sent = _claim_fields(meeting_id, note)
-    async with pool.connection() as conn, conn.transaction():
-        async with conn.cursor(row_factory=dict_row) as cur:
+    async with conn.cursor(row_factory=dict_row) as cur:
+        await cur.execute(
+            "INSERT INTO note_claims (cycle_id, client_key, fields, note_id, organisation_id)"
+            " VALUES (%s, %s, %s, %s, %s) ON CONFLICT DO NOTHING RETURNING 1",
+            (cycle_id, key, Jsonb(sent), proposed, note.author_organisation),
+        )
+        if await cur.fetchone() is None:
             await cur.execute(
-                "INSERT INTO note_claims (cycle_id, client_key, fields, note_id, organisation_id)"
-                " VALUES (%s, %s, %s, %s, %s) ON CONFLICT DO NOTHING RETURNING 1",
-                (cycle_id, key, Jsonb(sent), proposed, note.author_organisation),
+                "SELECT fields FROM note_claims WHERE cycle_id = %s AND client_key = %s",
+                (cycle_id, key),
             )
-            if await cur.fetchone() is None:
-                await cur.execute(
-                    "SELECT fields FROM note_claims WHERE cycle_id = %s AND client_key = %s",
-                    (cycle_id, key),
-                )
-                claim = await cur.fetchone()
-                stored = claim["fields"] if claim else None
-            else:
-                await cur.execute(
-                    "SELECT meeting_id, author_organisation, language, text, format, author_person"
-                    " FROM notes WHERE cycle_id = %s AND client_key = %s",
-                    (cycle_id, key),
-                )
-                legacy = await cur.fetchone()
-                stored = _claim_fields(legacy["meeting_id"], legacy) if legacy else None
-        differs = [k for k, v in sent.items() if stored is not None and stored.get(k) != v]
-        if differs:  # (raised inside the transaction: a fresh claim is not kept)
-            raise Problem(
-                409,
-                f"Idempotency-Key {key!r} was already used for a different note"
-                f" ({', '.join(differs)} differ); use a new key for a new note",
+            claim = await cur.fetchone()
+            stored = claim["fields"] if claim else None
+        else:
+            await cur.execute(
+                "SELECT meeting_id, author_organisation, language, text, format, author_person"
+                " FROM notes WHERE cycle_id = %s AND client_key = %s",
+                (cycle_id, key),
             )
+            legacy = await cur.fetchone()
+            stored = _claim_fields(legacy["meeting_id"], legacy) if legacy else None
+    differs = [k for k, v in sent.items() if stored is not None and stored.get(k) != v]
+    if differs:  # (raised inside the caller's transaction: a fresh claim is not kept)
+        raise Problem(
+            409,
+            f"Idempotency-Key {key!r} was already used for a different note"
+            f" ({', '.join(differs)} differ); use a new key for a new note",
+        )
 
 
 async def _release_claim(pool: Pool, cycle_id: str, key: str, proposed: str) -> None:
