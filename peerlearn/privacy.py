@@ -69,6 +69,7 @@ PERSONAL_FIELDS = ("text", "author_person")
 
 
 def sealed_field(field: str) -> str:
+    """The payload key a personal field is stored under once sealed."""
     return SEALED if field == "text" else f"{field}_sealed"
 
 
