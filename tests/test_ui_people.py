@@ -233,7 +233,10 @@ def _walk(
     host = hosts[0]
 
     # ---- partner: upload a DOCX and a PDF, submit and correct a note ----
-    partner = stack.key("partner", "--programme", pid, "--organisation", host)
+    # the key of one named person: the page signs every note with that name
+    partner = stack.key(
+        "partner", "--programme", pid, "--organisation", host, "--person", "Ewa Nowak"
+    )
     login(partner, "#/partner")
     expect(page.locator('[data-nav="partner"]')).to_be_visible()
     expect(page.locator('[data-nav="manage"]')).to_be_hidden()
@@ -269,10 +272,12 @@ def _walk(
     expect(page.locator(".my-note")).to_have_count(2)
     box = page.locator('.note-forms[data-meeting="visit-1"]')
     box.locator("textarea").fill("## Learned\n- Mentoring for small firms needs a named contact")
-    box.locator('[name="author_person"]').fill("Ewa Nowak")  # who wrote it: optional
+    expect(box.locator('[name="author_person"]')).to_have_value("Ewa Nowak")
+    expect(box.locator('[name="author_person"]')).not_to_be_editable()
     box.locator(".note-submit").click()
     expect(page.locator(".my-note")).to_have_count(3)
-    expect(page.locator(".my-note").nth(2)).to_contain_text("by Ewa Nowak")
+    for i in range(3):  # the two uploads and the typed note
+        expect(page.locator(".my-note").nth(i)).to_contain_text("by Ewa Nowak")
     page.screenshot(path=str(shots / "04-partner-notes.png"), full_page=True)
     last = page.locator(".my-note").nth(2)
     last.locator(".note-correct").click()
