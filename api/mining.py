@@ -5,6 +5,7 @@ the same as ``POST /v1/mining-runs``."""
 from __future__ import annotations
 
 import uuid
+from collections.abc import Iterable
 
 from psycopg.rows import dict_row
 from psycopg_pool import AsyncConnectionPool
@@ -12,6 +13,7 @@ from temporalio.client import Client
 from temporalio.common import WorkflowIDReusePolicy
 from temporalio.service import RPCError
 
+from peerlearn.mining import store
 from peerlearn.settings import Settings
 from workflows.mining import THEME_MINING, ThemeMiningInput, workflow_id_for_run
 
@@ -61,3 +63,21 @@ async def start_mining(
             await conn.commit()
         return None
     return run_id
+
+
+async def remine_themes(
+    pool: AsyncConnectionPool,
+    client: Client | None,
+    settings: Settings,
+    theme_ids: Iterable[str],
+    *,
+    trigger: str,
+) -> list[str]:
+    """Start a re-mine of every scope the themes were mined in (an erasure
+    took statements out of them); the run ids started or reused."""
+    runs = []
+    for scope in sorted({store.theme_scope(t) for t in theme_ids}):
+        run = await start_mining(pool, client, settings, scope, trigger=trigger)
+        if run is not None:
+            runs.append(run)
+    return runs

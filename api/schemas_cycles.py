@@ -19,7 +19,7 @@ from pydantic import (
     model_validator,
 )
 
-from peerlearn.text_rules import describe_forbidden
+from peerlearn.text_rules import person_name
 
 ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$"
 MeetingKind = Literal[
@@ -529,15 +529,7 @@ class NoteCreate(BaseModel):
     @field_validator("author_person")
     @classmethod
     def _person_is_a_name(cls, v: str | None) -> str | None:
-        if v is None:
-            return None
-        problem = describe_forbidden(v)
-        if problem is not None or "\n" in v or "\r" in v or "\t" in v:
-            raise ValueError(problem or "a name is one line")
-        v = " ".join(v.split())
-        if not v:
-            raise ValueError("the name is empty")
-        return v
+        return None if v is None else person_name(v)
 
 
 class NoteSubmitted(BaseModel):

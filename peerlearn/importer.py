@@ -51,6 +51,7 @@ from psycopg.types.json import Jsonb
 
 from peerlearn import documents, eventstore
 from peerlearn.events import EventType
+from peerlearn.text_rules import person_name
 from workflows.types import MEETING_KINDS
 
 Conn = eventstore.Conn
@@ -284,11 +285,11 @@ def _line(n: int, row: dict[str, Any], check_text: TextCheck, now: datetime) -> 
         if v is not None and len(v) > 200:
             problems.append(f"{col} is longer than 200 characters")
     person = values["author_person"]
-    if person is not None:
-        reason = check_text(person)
-        if reason or any(c in person for c in "\n\r\t"):
-            problems.append(f"author_person: {reason or 'a name is one line'}")
-        person = " ".join(person.split())
+    if person is not None and len(person) <= 200:  # (longer: reported above)
+        try:
+            person = person_name(person)
+        except ValueError as exc:
+            problems.append(f"author_person: {exc}")
     kind = values["meeting_kind"]
     if kind is not None and kind not in MEETING_KINDS:
         problems.append(f"meeting_kind {kind!r} is not one of {', '.join(MEETING_KINDS)}")

@@ -30,6 +30,8 @@ from typing import Any
 import psycopg
 from psycopg.rows import dict_row
 
+from peerlearn.text_rules import person_name
+
 ROLES = ("admin", "manager", "analyst", "partner")
 KEY_PREFIX = "pl_"
 _KEY_RE = re.compile(r"^pl_([0-9a-f]{12})_([A-Za-z0-9_-]{43})$")
@@ -83,10 +85,12 @@ def _validate_person(role: str, person: str | None) -> str | None:
         return None
     if role != "partner":
         raise KeySpecError("--person is for partner keys (the person who writes the notes)")
-    person = " ".join(person.split())
-    if len(person) > 200 or any(ord(c) < 32 or ord(c) == 127 for c in person):
-        raise KeySpecError("--person must be a name of at most 200 printable characters")
-    return person
+    try:
+        return person_name(person)
+    except ValueError as exc:
+        raise KeySpecError(
+            f"--person must be a name of at most 200 printable characters ({exc})"
+        ) from exc
 
 
 def _validate(role: str, programmes: Sequence[str], organisation: str | None) -> None:

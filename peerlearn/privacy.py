@@ -491,7 +491,7 @@ async def erase(
         if nid not in found or found[nid][0] is None:
             found[nid] = (cid, mid, org)
     # notes only the log knows (withdrawn, or never projected): find their stream
-    by_person = [nid for nid in found] if person is not None else []
+    by_person = list(found) if person is not None else []
     rows = await _fetch(
         conn,
         "SELECT DISTINCT ON (payload->>'note_id') payload->>'note_id', stream_id,"

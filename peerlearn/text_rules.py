@@ -51,3 +51,20 @@ def strip_forbidden(text: str) -> str:
     """``text`` without the characters no stored text may hold: for free text
     that cannot be refused (a signal's reason), so storing it cannot fail."""
     return _FORBIDDEN.sub("", text)
+
+
+def person_name(value: str, max_chars: int = 200) -> str:
+    """A person's name as stored (a note's author, a key's holder): one line
+    without the characters no stored text may hold, spacing normalised, not
+    empty, at most ``max_chars``. The ValueError says what is wrong."""
+    problem = describe_forbidden(value, "the name")
+    if problem is None and any(c in value for c in ALLOWED_CONTROLS):
+        problem = "a name is one line"
+    if problem is not None:
+        raise ValueError(problem)
+    name = " ".join(value.split())
+    if not name:
+        raise ValueError("the name is empty")
+    if len(name) > max_chars:
+        raise ValueError(f"the name is longer than {max_chars} characters")
+    return name

@@ -17,7 +17,7 @@ from peerlearn.settings import get_settings
 
 
 async def _erase(args: argparse.Namespace) -> int:
-    from api.mining import start_mining
+    from api.mining import remine_themes
     from peerlearn import db, privacy
     from peerlearn.access import NotFound
     from peerlearn.mining import store
@@ -36,17 +36,16 @@ async def _erase(args: argparse.Namespace) -> int:
                 requested_by="cli", reason=args.reason,
             )  # fmt: skip
             await store.refresh_practices(conn, done.theme_ids)
-        scopes = sorted({store.theme_scope(t) for t in done.theme_ids})
-        if scopes:
+        if done.theme_ids:
             try:
                 client = await connect(settings)
             except (OSError, RuntimeError) as exc:
                 print(f"Temporal not reachable ({exc}): the next scheduled re-mine"
                       " re-computes the themes", file=sys.stderr)  # fmt: skip
             else:
-                for scope in scopes:
-                    run = await start_mining(pool, client, settings, scope, trigger="erasure")
-                    runs += [run] if run else []
+                runs = await remine_themes(
+                    pool, client, settings, done.theme_ids, trigger="erasure"
+                )
     except NotFound as exc:
         print(f"peerlearn erase: {exc}", file=sys.stderr)
         return 1

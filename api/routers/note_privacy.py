@@ -22,7 +22,7 @@ from api import uploads
 from api.auth import CurrentPrincipal, Principal, Role, require
 from api.deps import OptionalTemporal, Pool, SettingsDep
 from api.limits import check_note_text
-from api.mining import start_mining
+from api.mining import remine_themes
 from api.problems import Problem
 from api.schemas_cycles import NoteCreate
 from peerlearn import documents, privacy
@@ -229,11 +229,7 @@ async def erase(
         refreshed = await store.refresh_practices(conn, done.theme_ids) if done.theme_ids else 0
     # Themes re-computed without the erased words: labels and keyphrases
     # that shared one are withheld meanwhile (privacy.forget_statements).
-    runs = []
-    for scope in sorted({store.theme_scope(t) for t in done.theme_ids}):
-        run = await start_mining(pool, temporal, settings, scope, trigger="erasure")
-        if run is not None:
-            runs.append(run)
+    runs = await remine_themes(pool, temporal, settings, done.theme_ids, trigger="erasure")
     return ErasureDone(
         id=done.id, note_ids=done.note_ids, themes_refreshed=refreshed, mining_runs=runs
     )
