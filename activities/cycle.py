@@ -41,7 +41,11 @@ async def _personal_fields(
     sealed by the event store's storage transform (peerlearn.privacy.seal)."""
     n = inp.note
     out: dict[str, str] = {}
-    for field, sealed in (("text", n.text_sealed), ("author_person", n.author_person_sealed)):
+    fields = (
+        ("text", n.text_sealed, n.text),
+        ("author_person", n.author_person_sealed, n.author_person or None),
+    )
+    for field, sealed, clear in fields:
         if sealed is not None:
             if n.note_id != inp.note_id:
                 raise privacy.Unreadable(f"the sealed {field} belongs to another note")
@@ -49,10 +53,8 @@ async def _personal_fields(
             if await privacy.open_field(conn, {"note_id": n.note_id, name: sealed}, field) is None:
                 raise privacy.Unreadable(f"the key of note {inp.note_id} is gone")
             out[name] = sealed
-        else:
-            value = n.text if field == "text" else n.author_person
-            if value is not None and (field != "author_person" or value):
-                out[field] = value
+        elif clear is not None:
+            out[field] = clear
     return out
 
 
