@@ -27,7 +27,6 @@ import asyncio
 import os
 import re
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
@@ -37,13 +36,9 @@ import urllib.request
 
 from _service_bench import FIXTURES, REPO, fresh_database, jsonl, settings_for, sib_notes
 
+from service.ports import free_port
+
 ALL_LANGS = ("eng_Latn", "swe_Latn", "pol_Latn", "deu_Latn", "est_Latn", "fra_Latn")
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 async def prepare(args: argparse.Namespace) -> tuple[str, int]:

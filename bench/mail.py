@@ -13,7 +13,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import shutil
-import socket
 import tempfile
 import time
 import uuid
@@ -27,19 +26,14 @@ from peerlearn import db, eventstore, mail
 from peerlearn.events import EventType
 from peerlearn.mailcatcher import MailCatcher
 from peerlearn.settings import Settings
+from service.ports import free_port
 
 LANGS = ["en", "sv", "pl", "de", "fi"]
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 async def run(url: str, partners: int, contacts: int, meetings: int) -> None:
     pool = await db.open_pool(url, min_size=1, max_size=4)
-    port = _free_port()
+    port = free_port()
     settings = Settings(database_url=url, smtp_host="127.0.0.1", smtp_port=port)
     pid = "bench-" + uuid.uuid4().hex[:6]
     parts = [

@@ -12,7 +12,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -23,14 +22,10 @@ from typing import Any
 
 import httpx
 
+from service.ports import free_port
+
 REPO = Path(__file__).resolve().parent.parent
 MODEL = REPO / ".peerlearn" / "models" / "multilingual-e5-small"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @dataclass

@@ -27,7 +27,6 @@ import functools
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -42,6 +41,7 @@ from typing import IO, Any
 from peerlearn import binaries, db
 from peerlearn.mailcatcher import MailCatcher
 from peerlearn.settings import Settings, get_settings
+from service.ports import port_in_use
 
 PR_SET_PDEATHSIG = 1
 STOP_GRACE_S = 15.0
@@ -76,16 +76,6 @@ def _set_pdeathsig(sig: int = signal.SIGTERM, parent: int | None = None) -> None
 
 
 # --------------------------------------------------------------------------- checks
-
-
-def port_in_use(host: str, port: int) -> bool:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            s.bind((host, port))
-        except OSError:
-            return True
-    return False
 
 
 def _check_port(host: str, port: int, what: str, env: str) -> None:

@@ -7,7 +7,6 @@ here once so that those modules only say what differs."""
 
 from __future__ import annotations
 
-import socket
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -55,13 +54,6 @@ async def open_ctx(
         settings = settings.model_copy(update={"smtp_from": smtp_from})
     async with api_client(create_app(settings), admin_headers(database_url)) as client:
         yield Ctx(client, pool, database_url)
-
-
-def free_port() -> int:
-    """A TCP port free on localhost now, for a test's own SMTP catcher."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 async def caught_messages(pool: AsyncConnectionPool) -> list[EmailMessage]:

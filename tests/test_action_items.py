@@ -15,7 +15,7 @@ import pytest_asyncio
 from auth_helpers import key_headers
 from psycopg.rows import dict_row
 from psycopg_pool import AsyncConnectionPool
-from review_support import Ctx, cycle_started, free_port, open_ctx
+from review_support import Ctx, cycle_started, open_ctx
 from temporalio.testing import WorkflowEnvironment
 
 from activities.mail import MailActivities
@@ -23,6 +23,7 @@ from peerlearn import eventstore, projections
 from peerlearn.events import EventType
 from peerlearn.mailcatcher import MailCatcher
 from peerlearn.settings import Settings
+from service.ports import free_port
 
 NOW = datetime.now(UTC).replace(microsecond=0)
 

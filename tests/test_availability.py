@@ -17,7 +17,6 @@ import asyncio
 import os
 import re
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -33,15 +32,10 @@ import pytest_asyncio
 from temporalio.testing import WorkflowEnvironment
 
 from peerlearn import keys
+from service.ports import free_port
 
 REPO = Path(__file__).resolve().parent.parent
 START_TIMEOUT_S = 300.0
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @dataclass

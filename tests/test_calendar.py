@@ -14,7 +14,7 @@ import pytest_asyncio
 from auth_helpers import key_headers
 from icalendar import Calendar
 from psycopg_pool import AsyncConnectionPool
-from review_support import Ctx, cycle_started, free_port, open_ctx
+from review_support import Ctx, cycle_started, open_ctx
 from temporalio.testing import WorkflowEnvironment
 
 from peerlearn import eventstore, mail
@@ -22,6 +22,7 @@ from peerlearn.events import EventType
 from peerlearn.keys import create_key, revoke_key
 from peerlearn.mailcatcher import MailCatcher
 from peerlearn.settings import Settings
+from service.ports import free_port
 
 T0 = datetime(2031, 5, 4, 8, 0, tzinfo=UTC)
 CONTACTS = [

@@ -10,11 +10,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from test_ui import _Browser, _free_port, _Server, _shots_dir, needs_chromium
+from test_ui import _Browser, _Server, _shots_dir, needs_chromium
 from ui_seed import seed
 
 from peerlearn.keys import create_key
 from peerlearn.settings import Settings
+from service.ports import free_port
 
 
 @pytest.fixture(scope="module")
@@ -26,7 +27,7 @@ def curation_server(
         database_url=database_url,
         model_dir=model_dir,
         home=tmp_path_factory.mktemp("curation-ui-home"),
-        temporal_address=f"127.0.0.1:{_free_port()}",
+        temporal_address=f"127.0.0.1:{free_port()}",
         load_demo=False,
     )
     with _Server(settings) as srv:

@@ -9,7 +9,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -23,18 +22,13 @@ import pytest_asyncio
 from temporalio.testing import WorkflowEnvironment
 
 from service.demo import STALL_S, demo_data
+from service.ports import free_port
 
 REPO = Path(__file__).resolve().parent.parent
 LOAD_ONCE = (
     "import sys; from pathlib import Path; from service.demo import load_once;"
     "print(load_once(sys.argv[1], Path(sys.argv[2]), sys.argv[3]), flush=True)"
 )
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def demo_note_count() -> int:

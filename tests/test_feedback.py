@@ -13,7 +13,7 @@ import pytest_asyncio
 from auth_helpers import key_headers
 from psycopg.rows import dict_row
 from psycopg_pool import AsyncConnectionPool
-from review_support import Ctx, caught_messages, cycle_started, free_port, open_ctx
+from review_support import Ctx, caught_messages, cycle_started, open_ctx
 from temporalio.testing import WorkflowEnvironment
 
 from activities.mail import MailActivities
@@ -21,6 +21,7 @@ from peerlearn import eventstore
 from peerlearn.events import EventType
 from peerlearn.mailcatcher import MailCatcher
 from peerlearn.settings import Settings
+from service.ports import free_port
 
 NOW = datetime.now(UTC).replace(microsecond=0)
 

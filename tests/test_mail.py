@@ -30,7 +30,6 @@ from cycle_support import StubMining  # tests/ is on sys.path
 from icalendar import Calendar
 from psycopg.rows import dict_row
 from psycopg_pool import AsyncConnectionPool
-from review_support import free_port
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
@@ -41,6 +40,7 @@ from peerlearn import eventstore, mail
 from peerlearn.events import EventType
 from peerlearn.mailcatcher import CatchingHandler, MailCatcher
 from peerlearn.settings import Settings
+from service.ports import free_port
 from workflows.cycle import PeerLearningCycle
 from workflows.types import (
     CycleInput,

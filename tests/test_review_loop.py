@@ -23,7 +23,6 @@ from typing import Any, cast
 
 from psycopg.rows import dict_row
 from psycopg_pool import AsyncConnectionPool
-from review_support import free_port
 from temporalio import activity
 from temporalio.client import WorkflowHandle
 from temporalio.testing import WorkflowEnvironment
@@ -36,6 +35,7 @@ from peerlearn import action_plan, eventstore, self_assessment
 from peerlearn.events import EventType
 from peerlearn.mailcatcher import MailCatcher
 from peerlearn.settings import Settings
+from service.ports import free_port
 from workflows.cycle import PeerLearningCycle
 from workflows.mining_contract import (
     ASSIGN_NOTE_THEMES,

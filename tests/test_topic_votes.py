@@ -6,7 +6,6 @@ lists. Real PostgreSQL, the real API app, a real SMTP server for the mail."""
 
 from __future__ import annotations
 
-import socket
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -27,6 +26,7 @@ from peerlearn import eventstore, projections
 from peerlearn.events import EventType
 from peerlearn.mailcatcher import MailCatcher
 from peerlearn.settings import Settings
+from service.ports import free_port
 from workflows.types import workflow_id_for
 
 T0 = datetime.now(UTC).replace(microsecond=0) + timedelta(days=60)
@@ -110,12 +110,6 @@ async def _pack_sent(c: Ctx, cid: str) -> None:
     )  # fmt: skip
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 async def test_vote_count_and_change_until_the_pack(ctx: Ctx) -> None:
     pid, cid = await _setup(ctx)
     url = f"/v1/cycles/{cid}/meetings/visit-1/topics"
@@ -162,7 +156,7 @@ async def test_vote_count_and_change_until_the_pack(ctx: Ctx) -> None:
     }
     assert r.json()["focus_topics"] == []
 
-    port = _free_port()
+    port = free_port()
     settings = Settings(database_url=ctx.database_url, smtp_host="127.0.0.1", smtp_port=port)
     with MailCatcher(ctx.database_url, port=port):
         await _pack_sent(ctx, cid)  # the pack closes the vote: the winner becomes the focus

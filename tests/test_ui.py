@@ -13,7 +13,6 @@ from __future__ import annotations
 import asyncio
 import os
 import shutil
-import socket
 import threading
 import time
 from collections.abc import Iterator
@@ -27,6 +26,7 @@ from ui_seed import TIMELINE_CYCLE, seed
 
 from peerlearn.keys import create_key
 from peerlearn.settings import Settings
+from service.ports import free_port
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = [
@@ -41,12 +41,6 @@ CHROMIUM_ARGS = [
 ]
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 class _Server:
     """uvicorn in a thread with its own event loop: the browser needs a real socket."""
 
@@ -55,7 +49,7 @@ class _Server:
 
         from api.main import create_app
 
-        self.port = _free_port()
+        self.port = free_port()
         config = uvicorn.Config(
             create_app(settings),
             host="127.0.0.1",
@@ -100,7 +94,7 @@ def server(
         database_url=database_url,
         model_dir=model_dir,
         home=tmp_path_factory.mktemp("ui-home"),
-        temporal_address=f"127.0.0.1:{_free_port()}",  # nothing there: reads need no Temporal
+        temporal_address=f"127.0.0.1:{free_port()}",  # nothing there: reads need no Temporal
         load_demo=False,
     )
     with _Server(settings) as srv:

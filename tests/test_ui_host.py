@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import socket
 import threading
 import time
 import uuid
@@ -33,6 +32,7 @@ from peerlearn import eventstore, feedback
 from peerlearn.events import EventType
 from peerlearn.keys import create_key
 from peerlearn.settings import Settings
+from service.ports import free_port
 from workflows.types import workflow_id_for
 
 CHROMIUM = "/usr/bin/chromium"
@@ -55,12 +55,6 @@ STATEMENTS = [
 GLOSS_TEXT = "Advisory offices in small municipalities reach rural firms."
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 class _Server:
     """uvicorn in a thread with its own event loop: the browser needs a real socket."""
 
@@ -69,7 +63,7 @@ class _Server:
 
         from api.main import create_app
 
-        self.port = _free_port()
+        self.port = free_port()
         config = uvicorn.Config(
             create_app(settings), host="127.0.0.1", port=self.port, log_level="warning"
         )
@@ -96,7 +90,7 @@ def server(database_url: str, tmp_path_factory: pytest.TempPathFactory) -> Itera
     settings = Settings(
         database_url=database_url,
         home=tmp_path_factory.mktemp("ui-host-home"),
-        temporal_address=f"127.0.0.1:{_free_port()}",  # nothing there: reads fall back
+        temporal_address=f"127.0.0.1:{free_port()}",  # nothing there: reads fall back
         load_demo=False,
     )
     with _Server(settings) as srv:
