@@ -51,12 +51,14 @@ async def suggestions(
 async def recommendation(
     conn: AsyncConnection[Any], cycle_id: str, statement_id: str
 ) -> dict[str, Any]:
-    """The snapshot an item keeps of the recommendation it answers; :class:`Invalid`
-    when the statement is not a recommendation of this cycle."""
+    """The snapshot an item keeps of the recommendation it answers (with the
+    quoted note, whose key its words are sealed under: peerlearn.writings);
+    :class:`Invalid` when the statement is not a recommendation of this cycle."""
     async with conn.cursor(row_factory=dict_row) as cur:
         await cur.execute(
             "SELECT id AS statement_id, meeting_id, organisation_id AS organisation, language,"
-            " text FROM statements WHERE id = %s AND cycle_id = %s AND kind = 'recommendation'",
+            " text, note_id FROM statements"
+            " WHERE id = %s AND cycle_id = %s AND kind = 'recommendation'",
             (statement_id, cycle_id),
         )
         row = await cur.fetchone()

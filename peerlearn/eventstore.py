@@ -82,7 +82,7 @@ async def append(
     type = t.value  # noqa: A001  (the stored column's name)
     _load_projections()  # registers the storage transforms too
     transform = _STORAGE_TRANSFORMS.get(t)
-    stored = await transform(conn, t, payload) if transform is not None else payload
+    stored = await transform(conn, t, stream_id, payload) if transform is not None else payload
     await conn.execute(
         "INSERT INTO event_streams (stream_id) VALUES (%s) ON CONFLICT DO NOTHING", (stream_id,)
     )
@@ -206,7 +206,8 @@ def no_read_model(*types: EventType) -> None:
         _NO_READ_MODEL.add(t)
 
 
-StorageTransform = Callable[[Conn, EventType, dict[str, Any]], Awaitable[dict[str, Any]]]
+#: (connection, type, stream id, payload as given) -> payload as stored
+StorageTransform = Callable[[Conn, EventType, str, dict[str, Any]], Awaitable[dict[str, Any]]]
 _STORAGE_TRANSFORMS: dict[EventType, StorageTransform] = {}
 
 

@@ -76,18 +76,18 @@ async def seal_legacy_events(
     while True:
         async with conn.transaction(), conn.cursor(row_factory=tuple_row) as cur:
             await cur.execute(
-                "SELECT global_position, type, payload FROM events"
+                "SELECT global_position, type, stream_id, payload FROM events"
                 " WHERE type = ANY(%s) AND payload ? 'text' AND global_position > %s"
                 " AND (%s::text[] IS NULL OR payload->>'note_id' = ANY(%s::text[]))"
                 f" ORDER BY global_position LIMIT %s {lock}",
                 (types, after, only, only, batch),
             )
             rows = await cur.fetchall()
-            for position, type_, payload in rows:
+            for position, type_, stream_id, payload in rows:
                 after = int(position)
                 if payload.get("text") is None or privacy.SEALED in payload:
                     continue  # no words to hide (null), or not the legacy form
-                stored = await privacy.seal(conn, EventType(type_), payload)
+                stored = await privacy.seal(conn, EventType(type_), stream_id, payload)
                 blob = stored.get(privacy.SEALED)
                 if not isinstance(blob, str):
                     continue

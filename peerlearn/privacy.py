@@ -117,7 +117,9 @@ def _encrypt(key: bytes, note_id: str, field: str, value: str) -> str:
     return base64.b64encode(nonce + ct).decode("ascii")
 
 
-async def seal(conn: Conn, type_: EventType, payload: dict[str, Any]) -> dict[str, Any]:
+async def seal(
+    conn: Conn, type_: EventType, stream_id: str, payload: dict[str, Any]
+) -> dict[str, Any]:
     """The payload as stored: each personal field (:data:`PERSONAL_FIELDS`)
     replaced by its AES-GCM ciphertext under the note's own key (nonce +
     ciphertext, base64; see :func:`_aad`). Fields that arrive already sealed
@@ -184,6 +186,30 @@ async def open_field(conn: Conn, payload: dict[str, Any], field: str = "text") -
         return AESGCM(key).decrypt(raw[:12], raw[12:], _aad(note_id, field)).decode()
     except InvalidTag as exc:
         raise Unreadable(f"the sealed {field} does not open with note {note_id}'s key") from exc
+
+
+async def seal_value(
+    conn: Conn, doc_id: str, organisation: str, field: str, value: Any, *, person: str | None = None
+) -> str:
+    """Seal any JSON value under the key of ``doc_id``, made on first use: a
+    note's id, or the id of something else an organisation wrote
+    (:mod:`peerlearn.writings`). Destroying that key shreds every copy."""
+    key = await _note_key(conn, doc_id, organisation, create=True, person=person)
+    assert key is not None
+    return _encrypt(key, doc_id, field, json.dumps(value, ensure_ascii=False))
+
+
+async def open_value(conn: Conn, doc_id: str, field: str, blob: str) -> Any | None:
+    """What :func:`seal_value` sealed; None once the key was destroyed."""
+    key = await _note_key(conn, doc_id, "", create=False)
+    if key is None:
+        return None
+    raw = base64.b64decode(blob)
+    try:
+        clear = AESGCM(key).decrypt(raw[:12], raw[12:], _aad(doc_id, field))
+    except InvalidTag as exc:
+        raise Unreadable(f"the sealed {field} does not open with {doc_id}'s key") from exc
+    return json.loads(clear)
 
 
 async def note_text(conn: Conn, payload: dict[str, Any]) -> str | None:
@@ -437,6 +463,8 @@ class Erasure:
     id: str
     note_ids: list[str]
     theme_ids: list[str]
+    #: the other writings erased (peerlearn.writings key names: sa:, ack:, ai:)
+    writings: list[str]
 
 
 async def erase(
@@ -508,13 +536,17 @@ async def erase(
     if person is not None and not found:
         raise NotFound("no note of that person is stored")
     erasure_id = "E" + uuid.uuid4().hex[:16]
-    note_ids = sorted(found)
+    # what the organisation or person wrote besides notes (peerlearn.writings)
+    from peerlearn import writings  # (it imports this module)
+
+    docs = sorted(i for i in found if writings.kind_of(i))
+    note_ids = sorted(i for i in found if i not in docs)
     # A note written before its texts were sealed (migration 0015) is sealed
     # now, so that destroying its key below shreds those events too.
     from peerlearn.legacy_seal import seal_legacy_events  # (it imports this module)
 
     await seal_legacy_events(conn, note_ids=note_ids)
-    await conn.execute("DELETE FROM note_keys WHERE note_id = ANY(%s)", (note_ids,))
+    await conn.execute("DELETE FROM note_keys WHERE note_id = ANY(%s)", (note_ids + docs,))
     for nid in note_ids:
         cid, mid, org = found[nid]
         if cid is None:
@@ -532,7 +564,9 @@ async def erase(
     # that allows only the sealing of a clear text, migration 0019): every
     # NotesSubmitted/NoteCorrected is sealed, so deleting the keys above is
     # what erases the text from the log.
-    themes = await forget_statements(conn, note_ids)
+    cycles = sorted({c for c, _, _ in found.values() if c} | {d.split(":")[1] for d in docs})
+    mined = await writings.erase_copies(conn, note_ids=note_ids, docs=docs, cycles=cycles)
+    themes = await forget_statements(conn, note_ids + mined)
     # idempotency claims keep digests of the text and the author's name
     await conn.execute(
         "DELETE FROM note_claims c WHERE c.note_id = ANY(%s) OR c.organisation_id = %s"
@@ -552,7 +586,6 @@ async def erase(
     )
     # report copies quoting the notes: the cycle's wrap-up report is compiled
     # from statements, so a stored copy is dropped and re-rendered on demand
-    cycles = sorted({c for c, _, _ in found.values() if c})
     await conn.execute("DELETE FROM reports WHERE cycle_id = ANY(%s)", (cycles,))
     await conn.execute(
         "INSERT INTO erasures (id, target_kind, target, note_ids, requested_by, reason)"
@@ -566,7 +599,7 @@ async def erase(
             reason,
         ),
     )
-    return Erasure(erasure_id, note_ids, themes)
+    return Erasure(erasure_id, note_ids, themes, docs)
 
 
 def person_digest(person: str) -> str:
@@ -605,14 +638,19 @@ async def export_organisation(
     """Everything ``organisation`` wrote that is still stored (or, with
     ``person``, what that person of it wrote): its notes (with visibility,
     version, author and original file names), their statements and the
-    themes they were placed in, and its erasures."""
+    themes they were placed in, its self-assessments, replies to feedback and
+    action items (:mod:`peerlearn.writings`), and its erasures."""
+    from peerlearn import writings  # (it imports this module)
+
     person_filter = ""
     params: list[Any] = [organisation]
+    forms: list[str] | None = None
     if person is not None:
         person_filter = (
             " AND n.id IN (SELECT note_id FROM note_keys WHERE author_person_key = ANY(%s))"
         )
-        params.append(await person_identities(conn, person, organisation))
+        forms = await person_identities(conn, person, organisation)
+        params.append(forms)
     async with conn.cursor(row_factory=dict_row) as cur:
         await cur.execute(
             "SELECT n.id, n.programme_id, n.cycle_id, n.meeting_id, n.language, n.format,"
@@ -648,6 +686,7 @@ async def export_organisation(
                 "exported_at": datetime.now(UTC),
                 "notes": notes,
                 "statements": statements,
+                **await writings.export(conn, organisation, forms),
                 "erasures": erasures,
             },
             default=str,

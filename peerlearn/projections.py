@@ -22,6 +22,7 @@ from psycopg import sql
 from psycopg.rows import dict_row
 from psycopg.types.json import Jsonb
 
+from peerlearn import writings
 from peerlearn.events import EventType
 from peerlearn.eventstore import (
     Conn,
@@ -186,7 +187,11 @@ async def _add_outbox(
         "meeting_id": meeting_id,
         "recipient": recipient,
         "subject": subject,
-        "event": {"type": ev.type, "version": ev.version, "payload": ev.payload},
+        "event": {
+            "type": ev.type,
+            "version": ev.version,
+            "payload": writings.without_words(ev.type, ev.payload),
+        },
         "created_at": ev.occurred_at.isoformat(),
         **(extra or {}),
     }
@@ -412,7 +417,9 @@ async def _upsert(conn: Conn, table: str, key: tuple[str, ...], row: dict[str, A
 @projector(EventType.SELF_ASSESSMENT_SUBMITTED)
 async def _self_assessment_submitted(conn: Conn, ev: Event) -> list[str]:
     """The host's answers (issue 13); a later submission replaces an earlier one."""
-    p = ev.payload
+    p = await writings.opened(conn, ev.stream_id, EventType.SELF_ASSESSMENT_SUBMITTED, ev.payload)
+    if p["answers"] is None:  # erased: its key is gone
+        return []
     await _upsert(conn, "self_assessments", _MEETING_KEY, {
         "cycle_id": ev.stream_id, "meeting_id": p["meeting_id"], "host": p["host"],
         "language": p.get("language", "en"), "answers": Jsonb(p["answers"]),
@@ -499,7 +506,7 @@ async def _host_row(conn: Conn, ev: Event, kind: str, subject: str) -> list[str]
 
 @projector(EventType.FEEDBACK_ACKNOWLEDGED)
 async def _feedback_acknowledged(conn: Conn, ev: Event) -> list[str]:
-    p = ev.payload
+    p = await writings.opened(conn, ev.stream_id, EventType.FEEDBACK_ACKNOWLEDGED, ev.payload)
     await _upsert(conn, "feedback_acknowledgements", _MEETING_KEY, {
         "cycle_id": ev.stream_id, "meeting_id": p["meeting_id"], "acknowledged_by": p.get("by"),
         "acknowledged_at": ev.occurred_at, "note": p.get("note"),
@@ -721,23 +728,26 @@ async def _cancelled(conn: Conn, ev: Event) -> list[str]:
 
 @projector(EventType.WRAP_UP_PUBLISHED)
 async def _wrapup(conn: Conn, ev: Event) -> list[str]:
-    p = ev.payload
+    p = await writings.opened(conn, ev.stream_id, EventType.WRAP_UP_PUBLISHED, ev.payload)
     cur = await conn.execute("SELECT programme_id FROM cycles WHERE id = %s", (ev.stream_id,))
     row = await cur.fetchone()
     programme_id = _col(row, "programme_id", 0) if row else ""
-    await conn.execute(
-        "INSERT INTO reports (id, cycle_id, programme_id, kind, content, markdown, created_at)"
-        " VALUES (%s, %s, %s, 'wrapup', %s, %s, %s)",
-        (
-            p["report_id"],
-            ev.stream_id,
-            programme_id,
-            Jsonb(p["report"]),
-            p["markdown"],
-            ev.occurred_at,
-        ),
-    )
+    if p["report"] is not None:  # else a note it quoted was erased: rendered on demand
+        await conn.execute(
+            "INSERT INTO reports (id, cycle_id, programme_id, kind, content, markdown,"
+            " created_at) VALUES (%s, %s, %s, 'wrapup', %s, %s, %s)",
+            (
+                p["report_id"],
+                ev.stream_id,
+                programme_id,
+                Jsonb(p["report"]),
+                p["markdown"],
+                ev.occurred_at,
+            ),
+        )
     for item in p.get("action_items", []):
+        if item["what"] is None:  # the line of an erased note
+            continue
         await conn.execute(
             "INSERT INTO action_items (cycle_id, id, owner, what, due_at, status, meeting_id,"
             " created_at) VALUES (%s, %s, %s, %s, %s, 'open', %s, %s)",
@@ -768,7 +778,9 @@ async def _wrapup(conn: Conn, ev: Event) -> list[str]:
 @projector(EventType.ACTION_ITEM_ADDED)
 async def _action_item_added(conn: Conn, ev: Event) -> list[str]:
     """An action plan's item (issue 13), maybe answering a recommendation."""
-    p = ev.payload
+    p = await writings.opened(conn, ev.stream_id, EventType.ACTION_ITEM_ADDED, ev.payload)
+    if p["what"] is None:  # erased with its owner or writer
+        return []
     await conn.execute(
         "INSERT INTO action_items (cycle_id, id, owner, what, due_at, status, meeting_id,"
         " created_at, recommendation, progress, created_by, updated_at)"
@@ -792,7 +804,9 @@ async def _action_item_added(conn: Conn, ev: Event) -> list[str]:
 @projector(EventType.ACTION_ITEM_UPDATED)
 async def _action_item_updated(conn: Conn, ev: Event) -> list[str]:
     """A status change, a new due date or owner, and the progress note with it."""
-    p = ev.payload
+    p = await writings.opened(conn, ev.stream_id, EventType.ACTION_ITEM_UPDATED, ev.payload)
+    if "note" in p and p["note"] is None:  # the progress note was erased
+        del p["note"]
     entry = {"at": ev.occurred_at.isoformat(), "by": p.get("by")}
     entry.update({k: p[k] for k in ("status", "note", "due_at", "owner") if k in p})
     await conn.execute(

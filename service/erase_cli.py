@@ -51,8 +51,9 @@ async def _erase(args: argparse.Namespace) -> int:
         return 1
     finally:
         await pool.close()
-    print(f"erasure {done.id}: {len(done.note_ids)} note(s) erased; {len(done.theme_ids)} theme(s)"
-          " refreshed (their labels are withheld until the re-mine)")  # fmt: skip
+    print(f"erasure {done.id}: {len(done.note_ids)} note(s) and {len(done.writings)} other"
+          f" writing(s) erased; {len(done.theme_ids)} theme(s) refreshed (their labels are"
+          " withheld until the re-mine)")  # fmt: skip
     for run in runs:
         print(f"mining run {run} started (peerlearn mining / GET /v1/mining-runs/{run})")
     return 0

@@ -336,7 +336,7 @@ async def test_cli_erase_one_note(ctx: Ctx, tmp_path: Any) -> None:
         env=env, capture_output=True, text=True, timeout=120,
     )  # fmt: skip
     assert out.returncode == 0, out.stderr
-    assert "1 note(s) erased" in out.stdout
+    assert "1 note(s) and 0 other writing(s) erased" in out.stdout
     assert not await _rows(c, "SELECT 1 FROM notes WHERE id = %s", umea["id"])
     assert await _rows(c, "SELECT 1 FROM notes WHERE id = %s", vaxa["id"])
     again = await asyncio.to_thread(

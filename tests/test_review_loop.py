@@ -9,6 +9,10 @@ partner without notes) -> the note window closes -> the host's feedback e-mail
 with the peers' statements -> acknowledgement and an action item answering the
 peers' recommendation -> wrap-up -> the follow-up e-mail listing the open item
 -> progress recorded as done. The workflow is the production one, unchanged.
+Then the right to erasure (issue 12) over that whole loop: the peer's words
+copied into the host's feedback, an action item's recommendation, a lifted
+action item and the wrap-up report, and the host's self-assessment, reply and
+action plan leave every table, and a projection rebuild cannot bring them back.
 """
 
 from __future__ import annotations
@@ -21,6 +25,7 @@ from email.message import EmailMessage
 from email.policy import default as default_policy
 from typing import Any, cast
 
+from privacy_support import assert_gap_free, tables_holding
 from psycopg.rows import dict_row
 from psycopg_pool import AsyncConnectionPool
 from temporalio import activity
@@ -31,9 +36,10 @@ from temporalio.worker import Worker
 from activities.cycle import CycleActivities
 from activities.mail import OutboxActivities
 from activities.reports import ReportActivities
-from peerlearn import action_plan, eventstore, self_assessment
+from peerlearn import action_plan, eventstore, privacy, self_assessment
 from peerlearn.events import EventType
 from peerlearn.mailcatcher import MailCatcher
+from peerlearn.projections import arebuild_projections
 from peerlearn.settings import Settings
 from service.ports import free_port
 from workflows.cycle import PeerLearningCycle
@@ -247,7 +253,8 @@ async def test_review_loop_with_mail(
             await _sleep_until(env, visit_at + timedelta(days=2))
             for org, lang, text in (
                 ("b", "pl", "success: Świetna współpraca z uczelniami.\n"
-                            "recommendation: Warto wprowadzić program mentorski."),
+                            "recommendation: Warto wprowadzić program mentorski.\n"
+                            "action: Łódź pilotuje mentoring"),
                 ("c", "de", "challenge: Die Finanzierung ist kurzfristig."),
             ):  # fmt: skip
                 _ = await handle.execute_update(
@@ -276,7 +283,8 @@ async def test_review_loop_with_mail(
 
             # the host acknowledges and answers the recommendation with an action item
             await _append(pool, cid, EventType.FEEDBACK_ACKNOWLEDGED,
-                          {"meeting_id": "visit-1", "by": "host-key", "note": "Tack"})  # fmt: skip
+                          {"meeting_id": "visit-1", "by": "host-key",
+                           "note": "Tack för återkopplingen"})  # fmt: skip
             async with pool.connection() as conn:
                 (rec,) = await action_plan.suggestions(conn, cid, "visit-1")
                 snapshot = await action_plan.recommendation(conn, cid, rec["statement_id"])
@@ -311,3 +319,37 @@ async def test_review_loop_with_mail(
         # every e-mail of the loop carried a distinct Message-ID
         msgs = await inbox.all()
         assert len({m["Message-ID"] for m in msgs}) == len(msgs)
+
+        # Erasure: the peer b and the host a, on request. Every word of theirs
+        # is somewhere first (so the check can see it), nowhere after but in
+        # the catcher's copies of the mail already sent (the recipients' inboxes).
+        words = {
+            "b": ["Warto wprowadzić program mentorski", "Świetna współpraca z uczelniami",
+                  "pilotuje mentoring"],
+            "a": ["Mentorprogram för SMF", "Mentoring for SMEs", "Two mentors found",
+                  "Launched", "Tack för återkopplingen"],
+        }  # fmt: skip
+
+        async def stored(word: str) -> list[str]:
+            return [t for t in await tables_holding(pool, word) if not t.startswith("caught_mail.")]
+
+        for word in words["a"] + words["b"]:
+            assert await stored(word), f"{word!r} is nowhere before the erasure"
+        async with pool.connection() as conn, conn.transaction():
+            done_b = await privacy.erase(conn, organisation="b")
+            done_a = await privacy.erase(conn, organisation="a")
+        assert done_a.writings == sorted(
+            [f"ack:{cid}:visit-1", f"ai:{cid}:ai-mentor", f"sa:{cid}:visit-1"]
+        )
+        assert len(done_b.note_ids) == 1 and not done_b.writings
+        for rebuilt in (False, True):
+            if rebuilt:
+                await arebuild_projections(database_url)
+            for word in words["a"] + words["b"]:
+                assert await stored(word) == [], (word, rebuilt)
+            # the third partner's words stay, and so does the action item's frame
+            assert await stored("Die Finanzierung ist kurzfristig")
+            async with pool.connection() as conn:
+                assert await self_assessment.load(conn, cid) == []
+                assert [i["id"] for i in await action_plan.items(conn, cid)] == ["plan-visit-1"]
+        await assert_gap_free(pool)

@@ -248,3 +248,41 @@ async def test_host_without_answers_is_reminded_with_the_pack(ctx: Ctx) -> None:
     assert str(rem["Subject"]).startswith("Påminnelse: er självvärdering för visit-1 ska in senast")
     part = rem.get_body(("plain",))
     assert part is not None and "- Main focus (energy / food)" in part.get_content()
+
+
+async def test_answers_are_exported_and_erased_with_their_writer(ctx: Ctx) -> None:
+    """Issue 12 over issue 13: a host's answers are its own words. A named
+    person's key sends them; the person's copy holds them; erasing the person
+    leaves them in no table (the log keeps them sealed under a destroyed key)
+    and a projection rebuild does not bring them back."""
+    from privacy_support import assert_gap_free, tables_holding
+
+    pid, cid = await _setup(ctx)
+    url = f"/v1/cycles/{cid}/meetings/visit-1/self-assessment"
+    marker = "Kvantmentorskap" + uuid.uuid4().hex[:6]
+    axel = key_headers(ctx.database_url, "partner", [pid], organisation="vaxa", person="Axel Ek")
+    answers = [{"question_id": "support", "value": f"{marker} för SMF."}]
+    assert (await ctx.client.put(url, json={"answers": answers}, headers=axel)).status_code == 200
+    async with ctx.pool.connection() as conn, conn.cursor(row_factory=dict_row) as cur:
+        await cur.execute(
+            "SELECT payload FROM events WHERE stream_id = %s AND type = %s",
+            (cid, EventType.SELF_ASSESSMENT_SUBMITTED.value),
+        )
+        (row,) = await cur.fetchall()
+    assert "answers" not in row["payload"] and "answers_sealed" in row["payload"]
+    assert await tables_holding(ctx.pool, marker) == ["self_assessments.answers"]
+
+    export = f"/v1/organisations/vaxa/export?person={'axel@vaxa.se'}"
+    (mine,) = (await ctx.client.get(export)).json()["self_assessments"]
+    assert mine["cycle_id"] == cid and marker in str(mine["answers"])
+
+    r = await ctx.client.post("/v1/erasures", json={"person": "Axel Ek", "organisation": "vaxa"})
+    assert r.status_code in (200, 201), r.text
+    assert r.json()["writings"] == [f"sa:{cid}:visit-1"] and r.json()["note_ids"] == []
+    assert (await ctx.client.get(url)).status_code == 404
+    assert (await ctx.client.get(export)).json()["self_assessments"] == []
+    assert await tables_holding(ctx.pool, marker) == []
+    await projections.arebuild_projections(ctx.database_url)
+    assert await tables_holding(ctx.pool, marker) == []
+    assert (await ctx.client.get(url)).status_code == 404
+    await assert_gap_free(ctx.pool)

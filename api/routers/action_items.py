@@ -35,7 +35,7 @@ class Recommendation(BaseModel):
     meeting_id: str | None
     organisation: str | None = Field(description="The peer that recommended it.")
     language: str
-    text: str
+    text: str | None = Field(description="The peer's words; null once its note was erased.")
 
 
 class Suggestion(Recommendation):

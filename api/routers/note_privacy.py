@@ -77,6 +77,11 @@ class ErasureRequest(BaseModel):
 class ErasureDone(BaseModel):
     id: str
     note_ids: list[str]
+    writings: list[str] = Field(
+        default_factory=list,
+        description="Other writings erased: self-assessments (sa:cycle:meeting), replies to"
+        " feedback (ack:cycle:meeting) and action items (ai:cycle:item).",
+    )
     themes_refreshed: int
     mining_runs: list[str] = Field(
         default_factory=list,
@@ -231,7 +236,11 @@ async def erase(
     # that shared one are withheld meanwhile (privacy.forget_statements).
     runs = await remine_themes(pool, temporal, settings, done.theme_ids, trigger="erasure")
     return ErasureDone(
-        id=done.id, note_ids=done.note_ids, themes_refreshed=refreshed, mining_runs=runs
+        id=done.id,
+        note_ids=done.note_ids,
+        writings=done.writings,
+        themes_refreshed=refreshed,
+        mining_runs=runs,
     )
 
 

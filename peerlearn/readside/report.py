@@ -228,6 +228,9 @@ class ActionItem:
     cycle_id: str | None = None
     owner_name: str | None = None  # the partner's name, for readers
     meeting_title: str | None = None
+    #: the note whose line this is: its words are sealed under that note's
+    #: key in the log, so erasing the note erases the item (peerlearn.writings)
+    source_note_id: str | None = None
 
 
 @dataclass(frozen=True)
@@ -399,6 +402,7 @@ def extract_action_items(
                         what=hit.group(1).strip(),
                         due_at=due,
                         meeting_id=n["meeting_id"],
+                        source_note_id=n["id"],
                     )
                 )
     return items
