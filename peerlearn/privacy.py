@@ -117,6 +117,16 @@ def _encrypt(key: bytes, note_id: str, field: str, value: str) -> str:
     return base64.b64encode(nonce + ct).decode("ascii")
 
 
+def _decrypt(key: bytes, note_id: str, field: str, blob: str, owner: str) -> bytes:
+    """What :func:`_encrypt` sealed; :class:`Unreadable` when it was sealed
+    under another key, id or field (``owner`` names the key in the error)."""
+    raw = base64.b64decode(blob)
+    try:
+        return AESGCM(key).decrypt(raw[:12], raw[12:], _aad(note_id, field))
+    except InvalidTag as exc:
+        raise Unreadable(f"the sealed {field} does not open with {owner}'s key") from exc
+
+
 async def seal(
     conn: Conn, type_: EventType, stream_id: str, payload: dict[str, Any]
 ) -> dict[str, Any]:
@@ -181,11 +191,7 @@ async def open_field(conn: Conn, payload: dict[str, Any], field: str = "text") -
     key = await _note_key(conn, note_id, "", create=False)
     if key is None:
         return None
-    raw = base64.b64decode(blob)
-    try:
-        return AESGCM(key).decrypt(raw[:12], raw[12:], _aad(note_id, field)).decode()
-    except InvalidTag as exc:
-        raise Unreadable(f"the sealed {field} does not open with note {note_id}'s key") from exc
+    return _decrypt(key, note_id, field, blob, f"note {note_id}").decode()
 
 
 async def seal_value(
@@ -204,12 +210,7 @@ async def open_value(conn: Conn, doc_id: str, field: str, blob: str) -> Any | No
     key = await _note_key(conn, doc_id, "", create=False)
     if key is None:
         return None
-    raw = base64.b64decode(blob)
-    try:
-        clear = AESGCM(key).decrypt(raw[:12], raw[12:], _aad(doc_id, field))
-    except InvalidTag as exc:
-        raise Unreadable(f"the sealed {field} does not open with {doc_id}'s key") from exc
-    return json.loads(clear)
+    return json.loads(_decrypt(key, doc_id, field, blob, doc_id))
 
 
 async def note_text(conn: Conn, payload: dict[str, Any]) -> str | None:

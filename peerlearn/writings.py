@@ -112,14 +112,12 @@ async def _seal_quote(conn: Conn, rec: dict[str, Any], field: str) -> dict[str, 
     )
     if note is None:  # not a mined statement (never from the API): keep no words at all
         return {k: v for k, v in rec.items() if k != "text"}
-    key = note_key_of(str(note))
-    organisation = await _one(
-        conn, "SELECT organisation_id FROM note_keys WHERE note_id = %s", (key,)
-    )
     out = {k: v for k, v in rec.items() if k != "text"}
     out["note_id"] = str(note)
+    # the note's key exists (its text is sealed under it); the organisation
+    # only matters for a note older than sealing, whose key is made here
     out["text_sealed"] = await privacy.seal_value(
-        conn, key, str(organisation or rec.get("organisation") or ""), field, rec["text"]
+        conn, note_key_of(str(note)), str(rec.get("organisation") or ""), field, rec["text"]
     )
     return out
 
@@ -278,10 +276,11 @@ async def erase_copies(
         await cur.execute(
             "SELECT cycle_id, id FROM action_items WHERE cycle_id = ANY(%s)", (list(cycles),)
         )
+        erased = set(notes)
         lifted = [
             (r["cycle_id"], r["id"])
             for r in await cur.fetchall()
-            if str(r["id"]).startswith("note-") and str(r["id"])[5:].rsplit("-", 1)[0] in set(notes)
+            if str(r["id"]).startswith("note-") and str(r["id"])[5:].rsplit("-", 1)[0] in erased
         ]
         mined: list[str] = []
         for doc in docs:
@@ -315,45 +314,38 @@ async def erase_copies(
     return mined
 
 
+#: What the export lists per writing: table, kind, columns, the key's last
+#: part, an extra condition and the order.
+_EXPORTED = (
+    ("self_assessments", SELF_ASSESSMENT, "cycle_id, meeting_id, language, answers, submitted_at",
+     "meeting_id", "", "submitted_at"),
+    ("feedback_acknowledgements", ACKNOWLEDGEMENT, "cycle_id, meeting_id, note, acknowledged_at",
+     "meeting_id", "w.note IS NOT NULL AND ", "acknowledged_at"),
+    ("action_items", ACTION_ITEM,
+     "cycle_id, id, what, status, due_at, meeting_id, progress, created_at",
+     "id", "", "created_at, id"),
+)  # fmt: skip
+
+
 async def export(conn: Conn, organisation: str, persons: Sequence[str] | None) -> dict[str, Any]:
     """The writings of ``organisation`` still stored (with ``persons``: only
     those written under a key naming one of those matching forms)."""
 
-    # the writing's key row says who wrote it
+    # the writing's key row (kind:cycle:part) says who wrote it
     mine = (
         "EXISTS (SELECT 1 FROM note_keys k WHERE k.note_id = %s || ':' || {cycle} || ':'"
         " || {part} AND k.organisation_id = %s"
         " AND (%s::text[] IS NULL OR k.author_person_key = ANY(%s::text[])))"
     )
     forms = list(persons) if persons is not None else None
-    who = [organisation, forms, forms]
+    out: dict[str, Any] = {}
     async with conn.cursor(row_factory=dict_row) as cur:
-        await cur.execute(
-            "SELECT cycle_id, meeting_id, language, answers, submitted_at FROM self_assessments s"
-            " WHERE "
-            + mine.format(cycle="s.cycle_id", part="s.meeting_id")
-            + " ORDER BY submitted_at",
-            [SELF_ASSESSMENT, *who],
-        )
-        assessments = await cur.fetchall()
-        await cur.execute(
-            "SELECT cycle_id, meeting_id, note, acknowledged_at FROM feedback_acknowledgements a"
-            " WHERE a.note IS NOT NULL AND "
-            + mine.format(cycle="a.cycle_id", part="a.meeting_id")
-            + " ORDER BY acknowledged_at",
-            [ACKNOWLEDGEMENT, *who],
-        )
-        acknowledgements = await cur.fetchall()
-        await cur.execute(
-            "SELECT cycle_id, id, what, status, due_at, meeting_id, progress, created_at"
-            " FROM action_items i WHERE "
-            + mine.format(cycle="i.cycle_id", part="i.id")
-            + " ORDER BY created_at, id",
-            [ACTION_ITEM, *who],
-        )
-        items = await cur.fetchall()
-    return {
-        "self_assessments": assessments,
-        "feedback_acknowledgements": acknowledgements,
-        "action_items": items,
-    }
+        for name, kind, columns, part, also, order in _EXPORTED:
+            await cur.execute(
+                f"SELECT {columns} FROM {name} w WHERE {also}"  # noqa: S608 (constants)
+                + mine.format(cycle="w.cycle_id", part=f"w.{part}")
+                + f" ORDER BY {order}",
+                [kind, organisation, forms, forms],
+            )
+            out[name] = await cur.fetchall()
+    return out
